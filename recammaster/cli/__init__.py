@@ -1,0 +1,36 @@
+"""The ``recammaster`` command: a thin layer over the library.
+
+Library code raises :class:`recammaster.errors.ReCamMasterError` subclasses that name the file, frame,
+camera or field at fault; ``main`` turns them into one-line messages and exit status 1. Set
+``RECAMMASTER_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from recammaster.cli.trajectories import app as trajectories_app
+from recammaster.errors import ReCamMasterError
+
+app = typer.Typer(
+    name="recammaster",
+    help="ReCamMaster: re-film a video along a new camera trajectory.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(trajectories_app, name="trajectories")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except ReCamMasterError as error:
+        if os.environ.get("RECAMMASTER_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
