@@ -77,19 +77,31 @@ def rotation_angle(rotation: Array) -> Array:
     return np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0))
 
 
-def rotation_problem(rotation: Array, tolerance: float = 1e-3) -> str | None:
-    """Why a 3x3 matrix is not a proper rotation (orthonormal, determinant +1), or None if it is one.
+def rotation_problems(rotations: Array, tolerance: float = 1e-3) -> list[str | None]:
+    """For each of (..., 3, 3) matrices, why it is not a proper rotation, or None if it is one.
 
-    The tolerance is loose on purpose: MultiCamVideo files store six significant digits.
+    Proper means orthonormal with determinant +1. The tolerance is loose on purpose: MultiCamVideo
+    files store six significant digits.
     """
-    if not np.all(np.isfinite(rotation)):
-        return "matrix holds non-finite values"
-    error = np.abs(rotation @ rotation.T - np.eye(3)).max()
-    if error > tolerance:
-        return f"rotation part is not orthonormal (|R R^T - I| = {error:.3g})"
-    if np.linalg.det(rotation) < 0:
-        return "rotation part is a reflection (determinant -1), not a rotation"
-    return None
+    rotations = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
+    finite = np.all(np.isfinite(rotations), axis=(1, 2))
+    safe = np.where(finite[:, None, None], rotations, np.eye(3))
+    error = np.abs(safe @ np.swapaxes(safe, -1, -2) - np.eye(3)).max(axis=(1, 2))
+    determinant = np.linalg.det(safe)
+    problems: list[str | None] = [None] * len(rotations)
+    for index in np.flatnonzero(~finite | (error > tolerance) | (determinant < 0)):
+        if not finite[index]:
+            problems[index] = "matrix holds non-finite values"
+        elif error[index] > tolerance:
+            problems[index] = f"rotation part is not orthonormal (|R R^T - I| = {error[index]:.3g})"
+        else:
+            problems[index] = "rotation part is a reflection (determinant -1), not a rotation"
+    return problems
+
+
+def rotation_problem(rotation: Array, tolerance: float = 1e-3) -> str | None:
+    """Why one 3x3 matrix is not a proper rotation, or None; see :func:`rotation_problems`."""
+    return rotation_problems(rotation, tolerance)[0]
 
 
 # ---------------------------------------------------------------------------

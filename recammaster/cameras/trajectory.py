@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recammaster.cameras.conventions import camera_condition, relative_poses
-from recammaster.cameras.geometry import make_pose, rotation_problem
+from recammaster.cameras.geometry import make_pose, rotation_problems
 from recammaster.cameras.lens import Lens
 from recammaster.errors import TrajectoryError
 
@@ -34,14 +34,12 @@ class Trajectory:
         poses = np.array(self.poses, dtype=np.float64)
         if poses.ndim != 3 or poses.shape[1:] != (4, 4) or len(poses) == 0:
             raise TrajectoryError(f"{self.name}: poses must have shape (frames, 4, 4), got {poses.shape}")
-        for index, pose in enumerate(poses):
-            if not np.all(np.isfinite(pose)):
-                raise TrajectoryError(f"{self.name}: frame {index}: pose holds non-finite values")
-            if not np.allclose(pose[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
-                raise TrajectoryError(f"{self.name}: frame {index}: last row must be 0 0 0 1")
-            problem = rotation_problem(pose[:3, :3])
+        bad_rows = ~np.all(np.abs(poses[:, 3] - [0.0, 0.0, 0.0, 1.0]) <= 1e-6, axis=1)
+        for index, problem in enumerate(rotation_problems(poses[:, :3, :3])):
             if problem:
                 raise TrajectoryError(f"{self.name}: frame {index}: {problem}")
+            if bad_rows[index] or not np.all(np.isfinite(poses[index])):
+                raise TrajectoryError(f"{self.name}: frame {index}: last row must be 0 0 0 1 and all values finite")
         poses.setflags(write=False)
         object.__setattr__(self, "poses", poses)
 

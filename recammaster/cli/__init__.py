@@ -28,7 +28,7 @@ app.add_typer(trajectories_app, name="trajectories")
 def main() -> None:
     """Entry point of the console script."""
     try:
-        app()
+        app(prog_name="recammaster")
     except ReCamMasterError as error:
         if os.environ.get("RECAMMASTER_DEBUG"):
             raise

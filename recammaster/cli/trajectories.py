@@ -14,7 +14,7 @@ from recammaster.cameras import (
     load_trajectory,
     write_multicam_json,
 )
-from recammaster.cli.options import FramesOpt, OutputOpt, OverwriteOpt
+from recammaster.cli.options import FramesOpt, OutputOpt, OverwriteOpt, SeedOpt
 
 TRAJECTORY_HELP = (
     "A preset number (1-10) or name (pan-right), a preset with parameters "
@@ -105,3 +105,32 @@ def condition(
     """Print the model's camera condition: one 12-number row per latent frame, as JSON."""
     rows = load_trajectory(trajectory, num_frames=frames).condition()
     typer.echo(json.dumps([[round(float(v), 7) for v in row] for row in rows]))
+
+
+@app.command(epilog="Example: recammaster trajectories sample --seed 7 -o camera_extrinsics.json --plot cams.png")
+def sample(
+    seed: SeedOpt = 0,
+    output: OutputOpt = Path("camera_extrinsics.json"),
+    cameras: Annotated[int, typer.Option("--cameras", help="Cameras in the scene (MultiCamVideo has 10).")] = 10,
+    frames: FramesOpt = 81,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the cameras to this PNG.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Draw a scene's cameras by the MultiCamVideo rules and write them as camera_extrinsics.json."""
+    from recammaster.cameras.sampling import sample_scene_cameras
+
+    sampled = sample_scene_cameras(seed, num_cameras=cameras, num_frames=frames)
+    for index, camera in enumerate(sampled, start=1):
+        size = camera.angle_deg if camera.angle_deg is not None else camera.distance
+        detail = "" if size is None else f" {size:.3g}{' deg' if camera.angle_deg is not None else ' m'}"
+        typer.echo(
+            f"cam{index:02d}  {camera.kind} {camera.direction or ''}{detail}  speed={camera.speed}  "
+            f"start {camera.start_distance:.2f} m from the character  lens {camera.lens.folder_name}"
+        )
+    trajectories = [camera.trajectory for camera in sampled]
+    path = write_multicam_json(trajectories, output, start_pose=None, overwrite=overwrite)
+    typer.echo(f"wrote {path}")
+    if plot is not None:
+        from recammaster.cameras.plot import plot_trajectories
+
+        typer.echo(f"wrote {plot_trajectories(trajectories, plot, overwrite=overwrite)}")
