@@ -1,6 +1,7 @@
 """Custom trajectories: keyframe documents, compositions, imported arrays, and MultiCamVideo export."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,14 @@ def test_missing_files_and_cameras(tmp_path, official_cameras_path):
         load_trajectory(official_cameras_path)
     with pytest.raises(CameraFileError, match="no camera 'cam11'; choose of cam01"):
         load_trajectory(f"{official_cameras_path}#cam11")
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "trajectories").iterdir())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_shipped_examples_load_and_condition_the_model(path):
+    trajectory = load_trajectory(path)
+    assert trajectory.num_frames == 81
+    assert trajectory.condition().shape == (21, 12)
+    assert trajectory.path_length() > 0.5
