@@ -45,3 +45,11 @@ class OutputExistsError(ReCamMasterError, FileExistsError):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         super().__init__(f"{path}: exists already; pass --overwrite (overwrite=True) to replace it")
+
+
+class WeightsError(ReCamMasterError, ValueError):
+    """A weights file that does not fit the model: missing, unknown or mis-shaped keys, named."""
+
+
+class ModelFilesNotFoundError(ReCamMasterError, FileNotFoundError):
+    """A model file or folder that is not where the caller said, with what to download instead."""

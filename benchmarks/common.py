@@ -1,0 +1,60 @@
+"""Helpers shared by the GPU benchmarks: random models built fast, and timing with peak memory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+from torch import nn
+
+
+def random_model(build: Callable[[], nn.Module], device: torch.device, dtype: torch.dtype, seed: int = 0) -> nn.Module:
+    """Build on the meta device, then fill with small random weights on ``device`` (seconds, not minutes).
+
+    Matrices get N(0, 0.02); vectors are 1 for norm scales and 0 otherwise.
+    """
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        model = build()
+    model = model.to_empty(device=device)
+    generator = torch.Generator(device).manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.ndim > 1:
+                parameter.normal_(0.0, 0.02, generator=generator)
+            else:
+                parameter.fill_(
+                    1.0 if ("norm" in name or "gamma" in name) and name.endswith(("weight", "gamma")) else 0.0
+                )
+    rope = getattr(model, "rope", None)
+    if isinstance(rope, WanRotaryPosEmbed):  # to_empty left the rotary tables uninitialised
+        model.rope = WanRotaryPosEmbed(rope.attention_head_dim, rope.patch_size, rope.max_seq_len).to(device)
+    if hasattr(model, "reset_camera_layers"):
+        model.reset_camera_layers()
+    return model.to(dtype).eval()
+
+
+def timed(forward: Callable[[], object], repeats: int = 3) -> tuple[float, float]:
+    """Minimum seconds over ``repeats`` runs after one warm-up, and peak GiB allocated during them."""
+    cuda = torch.cuda.is_available()
+    with torch.no_grad():
+        forward()
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            forward()
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return min(times), (torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"))
+
+
+def empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

@@ -1,0 +1,45 @@
+"""Named model sizes: the constructor arguments of ``ReCamMasterTransformer3DModel`` per size.
+
+``wan2.1-t2v-1.3b`` is the base of the released ReCamMaster checkpoint; ``wan2.1-t2v-14b`` applies the
+same recipe to the larger Wan (spec §1.1; no ReCamMaster weights exist for it). ``tiny`` builds in
+milliseconds on a CPU, for tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recammaster.errors import ReCamMasterError
+
+_WAN_SHARED: dict[str, Any] = {
+    "patch_size": (1, 2, 2),
+    "attention_head_dim": 128,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+}
+
+TRANSFORMER_CONFIGS: dict[str, dict[str, Any]] = {
+    "wan2.1-t2v-1.3b": {**_WAN_SHARED, "num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30},
+    "wan2.1-t2v-14b": {**_WAN_SHARED, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40},
+    "tiny": {
+        **_WAN_SHARED,
+        "num_attention_heads": 2,
+        "attention_head_dim": 12,
+        "text_dim": 16,
+        "freq_dim": 16,
+        "ffn_dim": 32,
+        "num_layers": 2,
+    },
+}
+
+
+def transformer_config(name: str) -> dict[str, Any]:
+    """A copy of a named transformer config; raises naming the choices for an unknown name."""
+    if name not in TRANSFORMER_CONFIGS:
+        raise ReCamMasterError(f"unknown model config {name!r}; choose one of: {', '.join(TRANSFORMER_CONFIGS)}")
+    return dict(TRANSFORMER_CONFIGS[name])

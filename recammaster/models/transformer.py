@@ -1,0 +1,231 @@
+"""The ReCamMaster transformer: Wan2.1's video DiT with a camera encoder and projector in every block.
+
+ReCamMaster (Bai et al., ICCV 2025; spec ``upstream-recammaster.md`` §2) feeds the DiT the noisy target
+latents and the clean source latents concatenated on the frame axis (target first), one timestep for
+all tokens, and per block:
+
+    y = LN1(x) * (1 + scale_msa) + shift_msa + cam_encoder(camera)[frame of the token]
+    x = x + gate_msa * projector(SelfAttention(y))
+
+The camera of latent frame j conditions target frame j and source frame j alike. ``cam_encoder`` starts
+at zero and ``projector`` at the identity, so a fresh model is exactly Wan2.1. Everything else is
+diffusers' ``WanTransformer3DModel``, whose modules, attention backends and offloading we reuse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.models.transformers.transformer_wan import WanTransformer3DModel, WanTransformerBlock
+from torch import nn
+
+CAMERA_CONDITION_SIZE = 12  # the top 3x4 of a relative camera-to-world pose, row-major
+
+
+def tile_camera_embedding(camera_features: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Per-latent-frame camera features (B, Fc, D) -> (B, num_frames, D), repeating the Fc frames.
+
+    With target and source concatenated (num_frames = 2 Fc), frame j and frame Fc + j get camera j.
+    """
+    camera_frames = camera_features.shape[1]
+    if num_frames % camera_frames:
+        raise ValueError(f"{num_frames} latent frames cannot be tiled by {camera_frames} camera frames")
+    return camera_features.repeat(1, num_frames // camera_frames, 1)
+
+
+class Float64Timesteps(nn.Module):
+    """Wan's sinusoidal timestep embedding, [cos(t f_k), sin(t f_k)] with f_k = 10000^(-k / half).
+
+    Computed in float64 as upstream does (spec §1.3): in float32 the phase of t ~ 1000 is off by ~1e-4.
+    """
+
+    def __init__(self, num_channels: int, max_period: float = 10000.0) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.max_period = max_period
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        dtype = torch.float32 if timesteps.device.type == "mps" else torch.float64
+        half = self.num_channels // 2
+        frequencies = torch.pow(
+            torch.tensor(self.max_period, dtype=dtype, device=timesteps.device),
+            -torch.arange(half, dtype=dtype, device=timesteps.device) / half,
+        )
+        phase = timesteps.to(dtype)[:, None] * frequencies[None]
+        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1).float()
+
+
+class ReCamMasterTransformerBlock(WanTransformerBlock):
+    """A Wan block whose self-attention also sees the target camera (``cam_encoder``, ``projector``)."""
+
+    def __init__(self, dim: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dim, *args, **kwargs)
+        self.cam_encoder = nn.Linear(CAMERA_CONDITION_SIZE, dim)
+        self.projector = nn.Linear(dim, dim)
+        self.reset_camera_layers()
+
+    @torch.no_grad()
+    def reset_camera_layers(self) -> None:
+        """Zero camera encoder and identity projector: the block then computes exactly Wan2.1's block."""
+        nn.init.zeros_(self.cam_encoder.weight)
+        nn.init.zeros_(self.cam_encoder.bias)
+        self.projector.weight.copy_(torch.eye(self.projector.in_features))
+        nn.init.zeros_(self.projector.bias)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        temb: torch.Tensor,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor],
+        camera: torch.Tensor,
+        frame_shape: tuple[int, int],
+    ) -> torch.Tensor:
+        """``camera`` (B, Fc, 12); ``frame_shape`` = (latent frames, tokens per frame) of hidden_states."""
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.scale_shift_table + temb.float()).chunk(
+            6, dim=1
+        )
+        batch_size, num_tokens, dim = hidden_states.shape
+        num_frames, tokens_per_frame = frame_shape
+
+        # 1. Self-attention, with the camera added to its input and the projector on its output
+        norm_hidden_states = (self.norm1(hidden_states.float()) * (1 + scale_msa) + shift_msa).type_as(hidden_states)
+        camera_features = tile_camera_embedding(self.cam_encoder(camera.to(hidden_states.dtype)), num_frames)
+        norm_hidden_states = (
+            norm_hidden_states.view(batch_size, num_frames, tokens_per_frame, dim) + camera_features[:, :, None]
+        ).view(batch_size, num_tokens, dim)
+        attn_output = self.projector(self.attn1(norm_hidden_states, None, None, rotary_emb))
+        hidden_states = (hidden_states.float() + attn_output * gate_msa).type_as(hidden_states)
+
+        # 2. Cross-attention to the text (not gated, not modulated)
+        norm_hidden_states = self.norm2(hidden_states.float()).type_as(hidden_states)
+        hidden_states = hidden_states + self.attn2(norm_hidden_states, encoder_hidden_states, None, None)
+
+        # 3. Feed-forward
+        norm_hidden_states = (self.norm3(hidden_states.float()) * (1 + scale_mlp) + shift_mlp).type_as(hidden_states)
+        ff_output = self.ffn(norm_hidden_states)
+        return (hidden_states.float() + ff_output.float() * gate_mlp).type_as(hidden_states)
+
+
+class ReCamMasterTransformer3DModel(WanTransformer3DModel):
+    r"""Wan2.1's video DiT with ReCamMaster's per-block camera encoder and projector.
+
+    Args:
+        patch_size: (t, h, w) patch of the Conv3d patch embedding.
+        num_attention_heads: attention heads (12 for 1.3B, 40 for 14B).
+        attention_head_dim: channels per head (128 in Wan).
+        in_channels, out_channels: latent channels (16 for the Wan VAE).
+        text_dim: channels of the text encoder output (4096 for umT5-XXL).
+        freq_dim: channels of the sinusoidal timestep embedding.
+        ffn_dim: hidden width of the feed-forward layers.
+        num_layers: transformer blocks.
+        cross_attn_norm: affine LayerNorm before cross-attention (Wan: True).
+        qk_norm: query/key normalisation (Wan: RMSNorm across all heads).
+        eps: epsilon of every norm.
+        image_dim, added_kv_proj_dim, pos_embed_seq_len: image conditioning of Wan I2V (unused here).
+        rope_max_seq_len: positions precomputed for the 3-D rotary embedding per axis.
+    """
+
+    _no_split_modules = ["ReCamMasterTransformerBlock"]
+    _repeated_blocks = ["ReCamMasterTransformerBlock"]
+
+    @register_to_config
+    def __init__(
+        self,
+        patch_size: tuple[int, ...] = (1, 2, 2),
+        num_attention_heads: int = 12,
+        attention_head_dim: int = 128,
+        in_channels: int = 16,
+        out_channels: int = 16,
+        text_dim: int = 4096,
+        freq_dim: int = 256,
+        ffn_dim: int = 8960,
+        num_layers: int = 30,
+        cross_attn_norm: bool = True,
+        qk_norm: str | None = "rms_norm_across_heads",
+        eps: float = 1e-6,
+        image_dim: int | None = None,
+        added_kv_proj_dim: int | None = None,
+        rope_max_seq_len: int = 1024,
+        pos_embed_seq_len: int | None = None,
+    ) -> None:
+        super().__init__(
+            patch_size, num_attention_heads, attention_head_dim, in_channels, out_channels, text_dim, freq_dim,
+            ffn_dim, num_layers, cross_attn_norm, qk_norm, eps, image_dim, added_kv_proj_dim, rope_max_seq_len,
+            pos_embed_seq_len,
+        )  # fmt: skip
+        inner_dim = num_attention_heads * attention_head_dim
+        self.blocks = nn.ModuleList(
+            [
+                ReCamMasterTransformerBlock(
+                    inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim
+                )
+                for _ in range(num_layers)
+            ]
+        )
+        self.condition_embedder.timesteps_proj = Float64Timesteps(freq_dim)
+
+    def reset_camera_layers(self) -> None:
+        """Re-initialise every camera encoder and projector (as upstream does when it attaches them)."""
+        for block in self.blocks:
+            block.reset_camera_layers()
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        camera: torch.Tensor,
+        return_dict: bool = True,
+        attention_kwargs: dict[str, Any] | None = None,
+    ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
+        """Predict the flow velocity of every latent frame.
+
+        Args:
+            hidden_states: (B, C, F, H, W) latents; for ReCamMaster the noisy target and the clean source
+                concatenated on the frame axis, F = 2 Fc.
+            timestep: (B,) timesteps on the 0-1000 scale, shared by all tokens.
+            encoder_hidden_states: (B, L, text_dim) text embeddings.
+            camera: (B, Fc, 12) target camera per latent frame (see ``recammaster.cameras``).
+        """
+        if attention_kwargs:
+            raise ValueError("attention_kwargs are not supported by ReCamMasterTransformer3DModel")
+        batch_size, _, num_frames, height, width = hidden_states.shape
+        p_t, p_h, p_w = self.config.patch_size
+        frames, rows, columns = num_frames // p_t, height // p_h, width // p_w
+        if camera.ndim != 3 or camera.shape[0] != batch_size or camera.shape[2] != CAMERA_CONDITION_SIZE:
+            raise ValueError(f"camera must have shape ({batch_size}, frames, 12), got {tuple(camera.shape)}")
+
+        # 1. Patch and position embedding
+        rotary_emb = self.rope(hidden_states)
+        hidden_states = self.patch_embedding(hidden_states)  # (B, C, F, H, W) -> (B, D, F, H/2, W/2)
+        hidden_states = hidden_states.flatten(2).transpose(1, 2).contiguous()  # -> (B, L, D)
+
+        # 2. Timestep and text conditioning
+        temb, timestep_proj, encoder_hidden_states, _ = self.condition_embedder(timestep, encoder_hidden_states)
+        timestep_proj = timestep_proj.unflatten(1, (6, -1))  # (B, 6, D)
+
+        # 3. Blocks
+        frame_shape = (frames, rows * columns)
+        for block in self.blocks:
+            arguments = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, camera, frame_shape)
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                hidden_states = self._gradient_checkpointing_func(block, *arguments)
+            else:
+                hidden_states = block(*arguments)
+
+        # 4. Output norm, projection and unpatchify
+        shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
+        hidden_states = self.proj_out(hidden_states)  # (B, L, p_t p_h p_w C)
+        hidden_states = hidden_states.reshape(batch_size, frames, rows, columns, p_t, p_h, p_w, -1)
+        output = hidden_states.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        return Transformer2DModelOutput(sample=output) if return_dict else (output,)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(math.prod(p.shape) for p in model.parameters())
