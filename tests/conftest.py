@@ -1,8 +1,14 @@
-"""Shared test fixtures: paths to the golden files."""
+"""Shared test fixtures: paths to the golden files, and a tiny real umT5-style tokenizer."""
 
+import sys
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
+from transformers import PreTrainedTokenizerBase, T5Tokenizer
+
+from recammaster.cli import main
+from recammaster.models.text_encoder import load_tokenizer
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -15,3 +21,54 @@ def official_cameras_path() -> Path:
 @pytest.fixture(scope="session")
 def golden_embeddings_path() -> Path:
     return GOLDEN / "recammaster_cam_embeddings_10types.json"
+
+
+CORPUS = [
+    "A red car drives along a coastal road at sunset, waves below.",
+    "The camera slowly pans to the left across a quiet mountain village.",
+    "A person walks through a busy market street full of colourful stalls.",
+    "Ein Hund läuft über die Wiese und springt über einen kleinen Bach.",
+    "一只猫坐在窗台上, 看着窗外的雨。",
+]
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> PreTrainedTokenizerBase:
+    """A tiny real umT5-style tokenizer: SentencePiece unigram, <pad>=0, </s>=1, <unk>=2, saved and reloaded."""
+    folder = tmp_path_factory.mktemp("umt5-tokenizer")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS * 4),
+        model_prefix=str(folder / "spiece"),
+        model_type="unigram",
+        vocab_size=100,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.vocab_size())]
+    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(folder)
+    loaded = load_tokenizer(folder)
+    assert (loaded.pad_token_id, loaded.eos_token_id, len(loaded) <= 100) == (0, 1, True)
+    return loaded
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run the ``recammaster`` command in-process: returns (exit status, stdout, stderr)."""
+
+    def invoke(*args):
+        monkeypatch.setattr(sys, "argv", ["recammaster", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

@@ -1,28 +1,12 @@
 """The ``recammaster`` command: help everywhere, real outputs, and one-line errors with exit status 1."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
 from recammaster.cameras import get_preset, load_trajectory
-from recammaster.cli import app, main
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    def invoke(*args):
-        monkeypatch.setattr(sys, "argv", ["recammaster", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code or 0
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
+from recammaster.cli import app
 
 
 def _command_paths(group, prefix=()):

@@ -12,6 +12,8 @@ import sys
 
 import typer
 
+from recammaster.cli.download import app as download_app
+from recammaster.cli.render import RENDER_EXAMPLES, render_command
 from recammaster.cli.trajectories import app as trajectories_app
 from recammaster.errors import ReCamMasterError
 
@@ -22,6 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("render", epilog=RENDER_EXAMPLES)(render_command)
+app.add_typer(download_app)  # merged in: `recammaster download`
 app.add_typer(trajectories_app, name="trajectories")
 
 

@@ -248,17 +248,18 @@ def check_video_shape(shape: Iterable[int]) -> None:
 def encode_video(vae: AutoencoderKLWan, video: torch.Tensor) -> torch.Tensor:
     """Video (B, 3, 4k+1, H, W) in [-1, 1] -> normalised latents (B, 16, 1+k, H/8, W/8).
 
-    Deterministic, as upstream: the posterior mean, not a sample. The video is moved to the VAE's device and dtype.
+    Deterministic, as upstream: the posterior mean, not a sample. The video takes the VAE's dtype but stays on
+    its device: under CPU or group offloading the VAE's weights sit on the CPU until its forward runs.
     """
     check_video_shape(video.shape)
-    video = video.to(device=vae.device, dtype=vae.dtype)
+    video = video.to(dtype=vae.dtype)
     mu = vae.encode(video).latent_dist.mean  # (B, 3, F, H, W) -> (B, 16, 1+(F-1)/4, H/8, W/8)
     return normalize_latents(mu, vae)
 
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
-    """Normalised latents (B, 16, 1+k, h, w) -> video (B, 3, 4k+1, 8h, 8w) clamped to [-1, 1]."""
-    z = z.to(device=vae.device, dtype=vae.dtype)
+    """Normalised latents (B, 16, 1+k, h, w) -> video (B, 3, 4k+1, 8h, 8w) clamped to [-1, 1], on z's device."""
+    z = z.to(dtype=vae.dtype)
     mu = denormalize_latents(z, vae)
     return vae.decode(mu).sample  # diffusers clamps to [-1, 1], as upstream

@@ -18,10 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import sentencepiece as spm
 import torch
 from safetensors.torch import save_file
-from transformers import PreTrainedTokenizerBase, T5Tokenizer, UMT5EncoderModel
+from transformers import PreTrainedTokenizerBase, UMT5EncoderModel
 
 from recammaster.models.text_encoder import (
     DEFAULT_NEGATIVE_PROMPT,
@@ -36,6 +35,7 @@ from recammaster.models.text_encoder import (
     transformers_to_official,
     umt5_config,
 )
+from tests.conftest import CORPUS
 
 from .reference_umt5 import ReferenceConfig, random_official_state_dict, relative_position_bucket, umt5_encoder
 
@@ -278,39 +278,6 @@ def test_tied_embedding_copies_must_agree():
 
 # spec §4.4, character for character
 SPEC_NEGATIVE_PROMPT = "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"  # noqa: E501
-
-CORPUS = [
-    "A red car drives along a coastal road at sunset, waves below.",
-    "The camera slowly pans to the left across a quiet mountain village.",
-    "A person walks through a busy market street full of colourful stalls.",
-    "Ein Hund läuft über die Wiese und springt über einen kleinen Bach.",
-    "一只猫坐在窗台上, 看着窗外的雨。",
-]
-
-
-@pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> PreTrainedTokenizerBase:
-    """A tiny real umT5-style tokenizer: SentencePiece unigram, <pad>=0, </s>=1, <unk>=2, saved and reloaded."""
-    folder = tmp_path_factory.mktemp("umt5-tokenizer")
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 4),
-        model_prefix=str(folder / "spiece"),
-        model_type="unigram",
-        vocab_size=100,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        minloglevel=2,
-    )
-    processor = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
-    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.vocab_size())]
-    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(folder)
-    loaded = load_tokenizer(folder)
-    assert (loaded.pad_token_id, loaded.eos_token_id, len(loaded) <= TINY.vocab_size) == (0, 1, True)
-    return loaded
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,93 @@
+"""Whole-pipeline peak GPU memory of an 81-frame 480x832 re-render in each memory mode.
+
+Random weights at full size (umT5-XXL, the 1.3B ReCamMaster transformer, the Wan VAE), bf16, a stand-in
+tokenizer (every prompt becomes 512 token ids: the official one cannot be downloaded here), 2 sampling
+steps with guidance (peak memory does not depend on the step count). Modes: everything resident
+('none'), diffusers' model CPU offload ('model'), and group offloading of every component ('group').
+
+    python benchmarks/pipeline_memory.py
+
+Prints a markdown table last; with $OUT set, also writes $OUT/pipeline_memory.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from functools import partial
+
+import numpy as np
+import torch
+from common import random_model
+from diffusers import AutoencoderKLWan
+from transformers import UMT5EncoderModel
+
+from recammaster.cameras import get_preset
+from recammaster.models.configs import transformer_config
+from recammaster.models.memory import place
+from recammaster.models.text_encoder import UMT5_XXL_CONFIG
+from recammaster.models.transformer import ReCamMasterTransformer3DModel
+from recammaster.models.vae import WAN_VAE_CONFIG
+from recammaster.pipeline import ReCamMasterPipeline
+
+DEVICE, DTYPE = torch.device("cuda"), torch.bfloat16
+
+
+class StandInTokenizer:
+    """Returns 512 pseudo-random ids per prompt with a full mask, like a padded umT5 tokenizer would."""
+
+    def __call__(self, prompts, max_length=512, **_):
+        generator = torch.Generator().manual_seed(len(prompts))
+        ids = torch.randint(3, 256384, (len(prompts), max_length), generator=generator)
+        return type("Tokens", (), {"input_ids": ids, "attention_mask": torch.ones_like(ids)})()
+
+
+def build() -> ReCamMasterPipeline:
+    config = transformer_config("wan2.1-t2v-1.3b")
+    components = {
+        "text_encoder": random_model(partial(UMT5EncoderModel, UMT5_XXL_CONFIG), DEVICE, DTYPE).to("cpu"),
+        "transformer": random_model(partial(ReCamMasterTransformer3DModel, **config), DEVICE, DTYPE).to("cpu"),
+        "vae": random_model(partial(AutoencoderKLWan, **WAN_VAE_CONFIG), DEVICE, DTYPE).to("cpu"),
+    }
+    torch.cuda.empty_cache()
+    return ReCamMasterPipeline(tokenizer=StandInTokenizer(), **components)
+
+
+def main() -> None:
+    video = (np.random.default_rng(0).random((81, 480, 832, 3)) * 255).astype(np.uint8)
+    trajectory = get_preset("arc-left")()
+    rows = []
+    for mode in ("none", "model", "group"):
+        pipeline = build()
+        if mode == "none":
+            pipeline.to(DEVICE)
+        elif mode == "model":
+            pipeline.enable_model_cpu_offload(device=DEVICE)
+        else:
+            for module in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
+                place(module, DEVICE, "group-offload")
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        frames = pipeline(video, trajectory, "a prompt", num_inference_steps=2).frames
+        torch.cuda.synchronize()
+        rows.append((mode, time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30,
+                     torch.cuda.max_memory_reserved() / 2**30))  # fmt: skip
+        assert frames.shape == (81, 480, 832, 3)
+        del pipeline
+        torch.cuda.empty_cache()
+
+    card = torch.cuda.get_device_name()
+    print(f"\n{card}, torch {torch.__version__}, bf16, random weights, 81 x 480 x 832, 2 steps with guidance\n")
+    print("| memory mode | seconds (2 steps) | peak GiB allocated | peak GiB reserved |")
+    print("|---|---|---|---|")
+    for mode, seconds, allocated, reserved in rows:
+        print(f"| {mode} | {seconds:.1f} | {allocated:.2f} | {reserved:.2f} |")
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "pipeline_memory.json"), "w") as handle:
+            json.dump({"card": card, "rows": rows}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""``recammaster render``: re-film one video, or a folder of them in upstream's layout.
+
+Every input is checked before any model is loaded: the videos (readable, long enough), the captions, the
+trajectory (valid, the right length) and the resolution. Outputs are written atomically; existing ones
+are refused in single mode unless ``--overwrite``, and skipped in batch mode, so an interrupted batch
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recammaster.cameras import Trajectory, load_trajectory
+from recammaster.cli.options import FramesOpt, OverwriteOpt, SeedOpt
+from recammaster.errors import ModelFilesNotFoundError, ReCamMasterError
+
+RENDER_EXAMPLES = """Examples:
+
+  recammaster render dance.mp4 -t arc-left -p "A couple dances on a street at dusk." -o arc.mp4 --side-by-side
+
+  recammaster render --dataset_path example_test_data --cam_type 3    # upstream's batch layout
+"""
+OFFLOAD_MODES = ("none", "model", "group")
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    video: Path
+    prompt: str
+    output: Path
+
+
+def _single_job(video: Path, prompt: str | None, output: Path | None, trajectory: str) -> RenderJob:
+    if not prompt or not prompt.strip():
+        raise ReCamMasterError("a caption is needed: pass --prompt 'what the video shows'")
+    name = Path(trajectory).stem if Path(trajectory).suffix else trajectory.split(":")[0]
+    return RenderJob(video, prompt, output or video.with_name(f"{video.stem}_{name}.mp4"))
+
+
+def read_batch_jobs(dataset: Path, cam_type: int, output_dir: Path) -> list[RenderJob]:
+    """Upstream's layout: ``metadata.csv`` (file_name,text) and ``videos/``; results in ``cam_type{N}/video{i}.mp4``.
+
+    Every problem (missing file, column, caption or video) is reported at once, not only the first.
+    """
+    metadata = dataset / "metadata.csv"
+    if not metadata.is_file():
+        raise ReCamMasterError(
+            f"{metadata}: not found; a dataset folder holds metadata.csv (file_name,text) and videos/"
+        )
+    with metadata.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not {"file_name", "text"} <= set(reader.fieldnames or ()):
+            raise ReCamMasterError(f"{metadata}: needs the columns file_name and text, found {reader.fieldnames}")
+        rows = list(reader)
+    if not rows:
+        raise ReCamMasterError(f"{metadata}: no rows")
+    jobs, problems = [], []
+    for index, row in enumerate(rows):
+        video = dataset / "videos" / (row["file_name"] or "").strip()
+        if not (row["file_name"] or "").strip():
+            problems.append(f"row {index + 2}: no file_name")
+        elif not video.is_file():
+            problems.append(f"row {index + 2}: {video} not found")
+        if not (row["text"] or "").strip():
+            problems.append(f"row {index + 2}: no caption")
+        jobs.append(RenderJob(video, row["text"] or "", output_dir / f"cam_type{cam_type}" / f"video{index}.mp4"))
+    if problems:
+        raise ReCamMasterError(f"{metadata}: " + "; ".join(problems))
+    return jobs
+
+
+def _check_videos(jobs: list[RenderJob], frames: int, fit: str) -> None:
+    from recammaster.video import probe_video
+
+    for job in jobs:
+        info = probe_video(job.video)
+        if info.frames < frames and fit == "error":
+            raise ReCamMasterError(
+                f"{job.video}: the video has {info.frames} frames but {frames} are needed; "
+                "pass --loop (play it forward then backward) or --resample (spread its frames evenly)"
+            )
+
+
+def load_pipeline(model_dir: Path | None, device: str, offload: str):
+    """The official ReCamMaster when its files are found, placed on ``device`` in the asked memory mode."""
+    import torch
+
+    from recammaster.hub import find_official_weights
+    from recammaster.models.memory import place
+    from recammaster.pipeline import ReCamMasterPipeline
+
+    weights = find_official_weights(model_dir)  # with --model-dir: an error naming each missing file
+    if weights is None:
+        raise ModelFilesNotFoundError(
+            "no model to render with: the official weights (Wan2.1-T2V-1.3B and ReCamMaster step20000.ckpt) "
+            "are not in the Hugging Face cache; run `recammaster download`, or pass --model-dir with the files. "
+            "The small embedded default model is not trained yet, so nothing runs without them."
+        )
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    pipeline = ReCamMasterPipeline.from_official(weights, torch_dtype=dtype)
+    if offload == "model":
+        pipeline.enable_model_cpu_offload(device=device)
+    elif offload == "group":
+        for module in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
+            place(module, device, "group-offload")
+    else:
+        pipeline.to(device)
+    return pipeline
+
+
+VideoArg = Annotated[Path | None, typer.Argument(help="The source video (mp4, mov, webm, ...).", show_default=False)]
+TrajectoryOpt = Annotated[
+    str, typer.Option("--trajectory", "-t", help="Preset number or name, preset with parameters, or a trajectory file.")
+]
+PromptOpt = Annotated[str | None, typer.Option("--prompt", "-p", help="A caption of the source video.")]
+OutputVideoOpt = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Output mp4 (default: VIDEO_TRAJECTORY.mp4).")
+]
+StepsOpt = Annotated[int, typer.Option("--steps", help="Sampling steps.")]
+GuidanceOpt = Annotated[float, typer.Option("--guidance", help="Text guidance scale (1 disables it).")]
+HeightOpt = Annotated[int, typer.Option("--height", help="Model height, a multiple of 16.")]
+WidthOpt = Annotated[int, typer.Option("--width", help="Model width, a multiple of 16.")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Output frame rate (default: the source's).")]
+LoopOpt = Annotated[bool, typer.Option("--loop", help="Too short a video plays forward then backward.")]
+ResampleOpt = Annotated[bool, typer.Option("--resample", help="Too short a video has its frames spread out.")]
+OffloadOpt = Annotated[str, typer.Option("--offload", help="none, model (CPU offload) or group (block streaming).")]
+SideBySideOpt = Annotated[
+    bool, typer.Option("--side-by-side", help="Also write source | result with a trajectory inset.")
+]
+ModelDirOpt = Annotated[Path | None, typer.Option("--model-dir", help="Folder with the official model files.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cuda, cuda:1, cpu (default: cuda if present).")]
+DatasetOpt = Annotated[
+    Path | None, typer.Option("--dataset_path", "--dataset-path", help="Batch: folder with metadata.csv and videos/.")
+]
+CamTypeOpt = Annotated[int | None, typer.Option("--cam_type", "--cam-type", help="Batch: preset 1-10.")]
+OutputDirOpt = Annotated[Path, typer.Option("--output_dir", "--output-dir", help="Batch: where cam_type{N}/ goes.")]
+
+
+def render_command(
+    video: VideoArg = None,
+    trajectory: TrajectoryOpt = "pan-right",
+    prompt: PromptOpt = None,
+    output: OutputVideoOpt = None,
+    steps: StepsOpt = 50,
+    guidance: GuidanceOpt = 5.0,
+    seed: SeedOpt = 0,
+    height: HeightOpt = 480,
+    width: WidthOpt = 832,
+    frames: FramesOpt = 81,
+    fps: FpsOpt = None,
+    loop: LoopOpt = False,
+    resample: ResampleOpt = False,
+    offload: OffloadOpt = "none",
+    side_by_side: SideBySideOpt = False,
+    model_dir: ModelDirOpt = None,
+    device: DeviceOpt = None,
+    dataset_path: DatasetOpt = None,
+    cam_type: CamTypeOpt = None,
+    output_dir: OutputDirOpt = Path("results"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Re-film a video along a new camera trajectory."""
+    from tqdm import tqdm
+
+    from recammaster.pipeline.recammaster_pipeline import check_render_inputs
+
+    # 1. Everything that can be checked without a model
+    if (video is None) == (dataset_path is None):
+        raise ReCamMasterError("give either a VIDEO or --dataset_path DIR (batch mode), not both or neither")
+    if loop and resample:
+        raise ReCamMasterError("--loop and --resample exclude each other; pick one")
+    if offload not in OFFLOAD_MODES:
+        raise ReCamMasterError(f"--offload must be one of {', '.join(OFFLOAD_MODES)}, got {offload!r}")
+    fit = "loop" if loop else "resample" if resample else "error"
+    if dataset_path is not None:
+        if cam_type is None:
+            raise ReCamMasterError("batch mode needs --cam_type N (1-10)")
+        trajectory = str(cam_type)
+        jobs = [
+            job for job in read_batch_jobs(dataset_path, cam_type, output_dir) if overwrite or not job.output.exists()
+        ]
+    else:
+        jobs = [_single_job(video, prompt, output, trajectory)]
+        if jobs[0].output.exists() and not overwrite:
+            raise ReCamMasterError(f"{jobs[0].output}: exists already; pass --overwrite to replace it")
+    camera: Trajectory = load_trajectory(trajectory, num_frames=frames)
+    try:
+        check_render_inputs(frames, height, width, steps, guidance, trajectory_frames=camera.num_frames)
+    except ValueError as error:
+        raise ReCamMasterError(str(error)) from error
+    _check_videos(jobs, frames, fit)
+    if not jobs:
+        typer.echo(f"nothing to do: every output in {output_dir / f'cam_type{cam_type}'} exists")
+        return
+
+    # 2. The model, then one video after another
+    import torch
+
+    from recammaster.video import probe_video, read_video, write_video
+    from recammaster.video import side_by_side as compose
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipeline = load_pipeline(model_dir, device, offload)
+    for job in tqdm(jobs, desc="videos", unit="video", disable=len(jobs) == 1):
+        source = read_video(job.video, frames, fit=fit)
+        result = pipeline(
+            source, camera, job.prompt, height=height, width=width, num_frames=frames, num_inference_steps=steps,
+            guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed),
+        ).frames  # fmt: skip
+        rate = fps or probe_video(job.video).fps
+        write_video(job.output, result, fps=rate, overwrite=overwrite)
+        typer.echo(f"wrote {job.output}")
+        if side_by_side:
+            pair = job.output.with_name(f"{job.output.stem}_side_by_side.mp4")
+            write_video(pair, compose(source, result, trajectory=camera), fps=rate, overwrite=overwrite)
+            typer.echo(f"wrote {pair}")

@@ -1,0 +1,113 @@
+"""The pipeline against a hand-written run of upstream's recipe, with a tiny random model on CPU."""
+
+import numpy as np
+import pytest
+import torch
+
+from recammaster.cameras import get_preset
+from recammaster.errors import TrajectoryError
+from recammaster.models.text_encoder import DEFAULT_NEGATIVE_PROMPT, encode_prompt
+from recammaster.models.vae import WAN_LATENTS_MEAN, WAN_LATENTS_STD
+from recammaster.pipeline import flow_match_sigmas
+
+ARGS = {"num_frames": 9, "height": 32, "width": 48, "num_inference_steps": 3}
+PROMPT = "A red car drives along a coastal road at sunset."
+
+
+def test_sigmas_are_upstreams_formula_exactly():
+    for steps, shift in ((50, 5.0), (7, 3.0)):
+        s = torch.linspace(1, 0, steps + 1)[:steps]  # spec §4.5: s_i = 1 - i/N, sigma = shift s / (1 + (shift-1) s)
+        expected = torch.cat([shift * s / (1 + (shift - 1) * s), torch.zeros(1)])
+        assert torch.equal(flow_match_sigmas(steps, shift), expected)
+    timesteps = flow_match_sigmas(50) * 1000
+    assert timesteps[:3].tolist() == pytest.approx([1000.0, 995.93, 991.74], abs=0.01)
+    assert timesteps[-3:-1].tolist() == pytest.approx([172.41, 92.59], abs=0.01)
+
+
+def _by_hand(pipe, video, trajectory, guidance, seed=0):
+    """Upstream's loop written out (spec §4): every step explicit, sharing only the networks."""
+    from recammaster.video import preprocess_frames
+
+    embeddings = encode_prompt(pipe.tokenizer, pipe.text_encoder, [PROMPT, DEFAULT_NEGATIVE_PROMPT])
+    positive, negative = embeddings[:1], embeddings[1:]
+    pixels = preprocess_frames(video[:9], 32, 48)[None]
+    mean = torch.tensor(WAN_LATENTS_MEAN).view(1, 16, 1, 1, 1)
+    inverse_std = 1 / torch.tensor(WAN_LATENTS_STD).view(1, 16, 1, 1, 1)  # upstream keeps 1/std and multiplies
+    source = (pipe.vae.encode(pixels).latent_dist.mean - mean) * inverse_std
+    camera = torch.as_tensor(trajectory.condition())[None]
+    z = torch.randn(source.shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+    s = torch.linspace(1, 0, 4)[:3]
+    sigmas = 5 * s / (1 + 4 * s)
+    for i in range(3):
+        x = torch.cat([z, source], dim=2)
+        t = (sigmas[i] * 1000).reshape(1)
+        v = pipe.transformer(x, t, positive, camera).sample[:, :, :3]
+        if guidance > 1:
+            v_neg = pipe.transformer(x, t, negative, camera).sample[:, :, :3]
+            v = v_neg + guidance * (v - v_neg)
+        z = z + v * ((sigmas[i + 1] if i < 2 else 0.0) - sigmas[i])
+    decoded = pipe.vae.decode(z / inverse_std + mean).sample.clamp(-1, 1)[0]
+    return ((decoded.permute(1, 2, 3, 0) + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize("guidance", [5.0, 1.0])
+def test_matches_the_recipe_by_hand(pipeline, source_video, guidance):
+    trajectory = get_preset("arc-left")(num_frames=9)
+    frames = pipeline(source_video, trajectory, PROMPT, guidance_scale=guidance, **ARGS).frames
+    assert frames.shape == (9, 32, 48, 3)
+    assert frames.dtype == np.uint8
+    with torch.no_grad():
+        expected = _by_hand(pipeline, source_video, trajectory, guidance)
+    np.testing.assert_array_equal(frames, expected)
+
+
+def test_seed_and_camera_change_the_result(pipeline, source_video):
+    first = pipeline(source_video, "pan-right", PROMPT, **ARGS).frames
+    assert np.array_equal(first, pipeline(source_video, "pan-right", PROMPT, **ARGS).frames)
+    other_seed = pipeline(source_video, "pan-right", PROMPT, generator=torch.Generator().manual_seed(1), **ARGS)
+    assert not np.array_equal(first, other_seed.frames)
+    other_camera = pipeline(source_video, "tilt-up", PROMPT, **ARGS).frames
+    assert not np.array_equal(first, other_camera)
+
+
+def test_step_callback_and_latent_output(pipeline, source_video):
+    seen = []
+    latents = pipeline(
+        source_video, "zoom-in", PROMPT, output_type="latent", callback_on_step_end=lambda i, z: seen.append(i), **ARGS
+    ).frames
+    assert seen == [0, 1, 2]
+    assert tuple(latents.shape) == (1, 16, 3, 4, 6)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"num_frames": 8}, TrajectoryError, "a video of 8 frames cannot be encoded: the frame count must be 4k+1"),
+        ({"height": 40}, ValueError, "height must be a positive multiple of 16, got 40"),
+        ({"num_frames": 13}, ValueError, "the video has 11 frames; 13 are needed"),
+        ({"guidance_scale": 0.5}, ValueError, "guidance_scale must be at least 1 (1 disables guidance), got 0.5"),
+        ({"output_type": "pil"}, ValueError, "output_type must be 'np', 'pt' or 'latent', got 'pil'"),
+        ({"trajectory": "pan-right:frames=17"}, ValueError, "the trajectory has 17 frames but the video has 9"),
+    ],
+)
+def test_bad_inputs_are_refused_before_any_work(pipeline, source_video, change, error, message):
+    arguments = {**ARGS, "trajectory": "pan-right", **change}
+    with pytest.raises(error) as caught:
+        pipeline(source_video, arguments.pop("trajectory"), PROMPT, **arguments)
+    assert str(caught.value).startswith(message)
+
+
+def test_save_pretrained_round_trip(pipeline, source_video, tmp_path):
+    from recammaster.pipeline import ReCamMasterPipeline
+
+    pipeline.save_pretrained(tmp_path / "pipeline")
+    again = ReCamMasterPipeline.from_pretrained(tmp_path / "pipeline")
+    assert type(again.transformer) is type(pipeline.transformer)
+    for name in ("text_encoder", "vae", "transformer"):
+        saved, loaded = getattr(pipeline, name).state_dict(), getattr(again, name).state_dict()
+        assert all(torch.equal(saved[key], loaded[key]) for key in saved), name
+    expected = pipeline(source_video, "zoom-out", PROMPT, **ARGS).frames.astype(int)
+    actual = again(source_video, "zoom-out", PROMPT, **ARGS).frames.astype(int)
+    # same weights; float32 sums over differently laid-out tensors may move a pixel across a truncation step
+    assert np.abs(actual - expected).max() <= 1
+    assert (actual != expected).mean() < 1e-3
