@@ -172,13 +172,25 @@ def read_video(path: str | Path, num_frames: int | None = None, *, start: int = 
         return np.stack(frames)
     if fit == "error":
         have = f"{total} frames" if start == 0 else f"{total} frames, {len(frames)} of them from frame {start} on,"
-        raise VideoError(
-            path,
-            f"the video has {have} but {num_frames} are needed; pass --loop (fit='loop': play it forward then "
-            "backward) or --resample (fit='resample': spread its frames evenly) to use it anyway",
-        )
+        raise _too_few_frames(path, have, num_frames)
     indices = ping_pong_indices(len(frames), num_frames) if fit == "loop" else resample_indices(len(frames), num_frames)
     return np.stack([frames[i] for i in indices])
+
+
+def _too_few_frames(path: str | Path, have: str, needed: int) -> VideoError:
+    return VideoError(
+        path,
+        f"the video has {have} but {needed} are needed; pass --loop (fit='loop': play it forward then "
+        "backward) or --resample (fit='resample': spread its frames evenly) to use it anyway",
+    )
+
+
+def require_frames(path: str | Path, num_frames: int, fit: Fit = "error") -> VideoInfo:
+    """Probe ``path`` and refuse up front, without decoding, what :func:`read_video` would refuse as too short."""
+    info = probe_video(path)
+    if info.frames < num_frames and fit == "error":
+        raise _too_few_frames(path, f"{info.frames} frames", num_frames)
+    return info
 
 
 def ping_pong_indices(available: int, length: int) -> Array:

@@ -74,18 +74,6 @@ def read_batch_jobs(dataset: Path, cam_type: int, output_dir: Path) -> list[Rend
     return jobs
 
 
-def _check_videos(jobs: list[RenderJob], frames: int, fit: str) -> None:
-    from recammaster.video import probe_video
-
-    for job in jobs:
-        info = probe_video(job.video)
-        if info.frames < frames and fit == "error":
-            raise ReCamMasterError(
-                f"{job.video}: the video has {info.frames} frames but {frames} are needed; "
-                "pass --loop (play it forward then backward) or --resample (spread its frames evenly)"
-            )
-
-
 def load_pipeline(model_dir: Path | None, device: str, offload: str):
     """The official ReCamMaster when its files are found, placed on ``device`` in the asked memory mode."""
     import torch
@@ -168,6 +156,7 @@ def render_command(
     from tqdm import tqdm
 
     from recammaster.pipeline.recammaster_pipeline import check_render_inputs
+    from recammaster.video import require_frames
 
     # 1. Everything that can be checked without a model
     if (video is None) == (dataset_path is None):
@@ -193,7 +182,8 @@ def render_command(
         check_render_inputs(frames, height, width, steps, guidance, trajectory_frames=camera.num_frames)
     except ValueError as error:
         raise ReCamMasterError(str(error)) from error
-    _check_videos(jobs, frames, fit)
+    for job in jobs:
+        require_frames(job.video, frames, fit)
     if not jobs:
         typer.echo(f"nothing to do: every output in {output_dir / f'cam_type{cam_type}'} exists")
         return

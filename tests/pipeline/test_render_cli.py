@@ -81,8 +81,8 @@ def test_short_videos_loop_or_resample(run, model, tmp_path):
     code, _, err = run("render", source, "-p", "x", *SMALL)
     assert code == 1
     assert err == (
-        f"error: {source}: the video has 5 frames but 9 are needed; "
-        "pass --loop (play it forward then backward) or --resample (spread its frames evenly)\n"
+        f"error: {source}: the video has 5 frames but 9 are needed; pass --loop (fit='loop': play it forward "
+        "then backward) or --resample (fit='resample': spread its frames evenly) to use it anyway\n"
     )
     assert run("render", source, "-p", "x", "--loop", *SMALL)[0] == 0
     assert probe_video(tmp_path / "short_pan-right.mp4").frames == 9
