@@ -58,3 +58,18 @@ def timed(forward: Callable[[], object], repeats: int = 3) -> tuple[float, float
 def empty_cache(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def report(title: str, columns: list[str], rows: list[tuple], formats: list[str], name: str, **extra: object) -> None:
+    """Print a markdown table under ``title``; with $OUT set, also write the rows as $OUT/<name>.json."""
+    import json
+    import os
+
+    print(f"\n{title}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(format(value, spec) for value, spec in zip(row, formats, strict=True)) + " |")
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], f"{name}.json"), "w") as handle:
+            json.dump({"title": title, "columns": columns, "rows": rows, **extra}, handle, indent=1)

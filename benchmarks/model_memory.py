@@ -12,12 +12,10 @@ Prints a markdown table last; with $OUT set, also writes $OUT/model_memory.json.
 
 from __future__ import annotations
 
-import json
-import os
 from functools import partial
 
 import torch
-from common import random_model, timed
+from common import random_model, report, timed
 from diffusers import AutoencoderKLWan
 from transformers import UMT5EncoderModel
 
@@ -71,15 +69,9 @@ def main() -> None:
     seconds, peak = timed(lambda: vae.decode(z).sample, 1)
     rows.append(("Wan VAE decode, 21 latent frames", "resident", seconds, peak))
 
-    card = torch.cuda.get_device_name()
-    print(f"\n{card}, torch {torch.__version__}, bf16, random weights, second call of two\n")
-    print("| component | memory mode | seconds | peak GiB allocated |")
-    print("|---|---|---|---|")
-    for name, mode, seconds, peak in rows:
-        print(f"| {name} | {mode} | {seconds:.2f} | {peak:.2f} |")
-    if os.environ.get("OUT"):
-        with open(os.path.join(os.environ["OUT"], "model_memory.json"), "w") as handle:
-            json.dump({"card": card, "rows": rows}, handle, indent=1)
+    title = f"{torch.cuda.get_device_name()}, torch {torch.__version__}, bf16, random weights, second call of two"
+    columns = ["component", "memory mode", "seconds", "peak GiB allocated"]
+    report(title, columns, rows, ["", "", ".2f", ".2f"], "model_memory")
 
 
 if __name__ == "__main__":

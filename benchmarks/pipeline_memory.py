@@ -12,14 +12,12 @@ Prints a markdown table last; with $OUT set, also writes $OUT/pipeline_memory.js
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from functools import partial
 
 import numpy as np
 import torch
-from common import random_model
+from common import random_model, report
 from diffusers import AutoencoderKLWan
 from transformers import UMT5EncoderModel
 
@@ -78,15 +76,12 @@ def main() -> None:
         del pipeline
         torch.cuda.empty_cache()
 
-    card = torch.cuda.get_device_name()
-    print(f"\n{card}, torch {torch.__version__}, bf16, random weights, 81 x 480 x 832, 2 steps with guidance\n")
-    print("| memory mode | seconds (2 steps) | peak GiB allocated | peak GiB reserved |")
-    print("|---|---|---|---|")
-    for mode, seconds, allocated, reserved in rows:
-        print(f"| {mode} | {seconds:.1f} | {allocated:.2f} | {reserved:.2f} |")
-    if os.environ.get("OUT"):
-        with open(os.path.join(os.environ["OUT"], "pipeline_memory.json"), "w") as handle:
-            json.dump({"card": card, "rows": rows}, handle, indent=1)
+    title = (
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, bf16, random weights, 81 x 480 x 832, "
+        "2 steps with guidance"
+    )
+    columns = ["memory mode", "seconds (2 steps)", "peak GiB allocated", "peak GiB reserved"]
+    report(title, columns, rows, ["", ".1f", ".2f", ".2f"], "pipeline_memory")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,10 @@ Prints a markdown table last; with $OUT set, also writes the numbers to $OUT/tra
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from functools import partial
 
 import torch
-from common import empty_cache, random_model, timed
+from common import empty_cache, random_model, report, timed
 from diffusers import WanTransformer3DModel
 
 from recammaster.models.configs import transformer_config
@@ -88,20 +86,15 @@ def main() -> None:
     rows.append(("ReCamMasterTransformer3DModel, group offload (1 block)", tokens, seconds, peak))
 
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"\n{card}, torch {torch.__version__}, bf16, batch 1, random weights, min of {args.repeats}")
     print(
         "fresh ReCamMaster vs plain Wan on the same weights: "
         f"max |diff| {agreement[0]:.3g}, mean |diff| / mean |output| {agreement[1]:.3g} "
-        f"(plain Wan bf16 vs float32: {noise:.3g})\n"
+        f"(plain Wan bf16 vs float32: {noise:.3g})"
     )
-    print("| model | tokens | s / forward | peak GiB allocated |")
-    print("|---|---|---|---|")
-    for name, count, seconds, peak in rows:
-        print(f"| {name} | {count:,} | {seconds:.3f} | {peak:.2f} |")
-    if os.environ.get("OUT"):
-        with open(os.path.join(os.environ["OUT"], "transformer_forward.json"), "w") as handle:
-            numbers = {"card": card, "rows": rows, "diff_vs_wan_max_and_mean_relative": agreement}
-            json.dump({**numbers, "bf16_vs_fp32_mean_relative": noise}, handle, indent=1)
+    title = f"{card}, torch {torch.__version__}, bf16, batch 1, random weights, min of {args.repeats}"
+    columns = ["model", "tokens", "s / forward", "peak GiB allocated"]
+    report(title, columns, rows, ["", ",", ".3f", ".2f"], "transformer_forward",
+           diff_vs_wan_max_and_mean_relative=agreement, bf16_vs_fp32_mean_relative=noise)  # fmt: skip
 
 
 if __name__ == "__main__":
