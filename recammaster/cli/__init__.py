@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from recammaster.cli.dataset import app as dataset_app
 from recammaster.cli.download import app as download_app
 from recammaster.cli.render import RENDER_EXAMPLES, render_command
 from recammaster.cli.trajectories import app as trajectories_app
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command("render", epilog=RENDER_EXAMPLES)(render_command)
 app.add_typer(download_app)  # merged in: `recammaster download`
 app.add_typer(trajectories_app, name="trajectories")
+app.add_typer(dataset_app, name="dataset")
 
 
 def main() -> None:
