@@ -15,6 +15,7 @@ import typer
 from recammaster.cli.dataset import app as dataset_app
 from recammaster.cli.download import app as download_app
 from recammaster.cli.render import RENDER_EXAMPLES, render_command
+from recammaster.cli.synth import SYNTH_EXAMPLES, synth
 from recammaster.cli.trajectories import app as trajectories_app
 from recammaster.errors import ReCamMasterError
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command("render", epilog=RENDER_EXAMPLES)(render_command)
 app.add_typer(download_app)  # merged in: `recammaster download`
 app.add_typer(trajectories_app, name="trajectories")
+dataset_app.command("synth", epilog=SYNTH_EXAMPLES)(synth)
 app.add_typer(dataset_app, name="dataset")
 
 

@@ -128,7 +128,7 @@ def write_contact_sheet(
     _draw_paths(side, positions, headings, (0, 2))
     side.set_title("from the side", fontsize=9)
     side.set_xlabel("x (m)")
-    side.set_ylabel("height (m)")
+    side.set_ylabel("height (m, from the centre of all cameras)")
     side.legend(fontsize=7, ncol=2, loc="best")
     with atomic_output(path, overwrite=overwrite) as temporary:
         figure.savefig(temporary, dpi=dpi)
