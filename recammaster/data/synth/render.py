@@ -80,8 +80,14 @@ class RenderOutput:
 
 
 # ---------------------------------------------------------------------------
-# Intersections: each returns hit distances (I, P, K), inf for a miss
+# Intersections: each returns hit distances (N, K), inf for a miss
 # ---------------------------------------------------------------------------
+# Rays and primitives are passed as components (structure of arrays): a ray's origin is a tuple of three
+# (N, 1) tensors, a primitive parameter three (K,) tensors, or three (N, K) tensors where each ray has
+# its own frame. Every operation then works on contiguous (N, K) tensors, with no reductions over a
+# trailing axis of three, which are slow on CPU and waste memory traffic on GPU.
+
+Vec = tuple[Tensor, Tensor, Tensor]
 
 
 def _safe(d: Tensor) -> Tensor:
@@ -89,90 +95,264 @@ def _safe(d: Tensor) -> Tensor:
     return torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
 
 
+def _dot(a: Vec, b: Vec) -> Tensor:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _minus(a: Vec, b: Vec) -> Vec:
+    return a[0] - b[0], a[1] - b[1], a[2] - b[2]
+
+
+def _columns(v: Tensor) -> Vec:
+    """(..., 3) -> three (...,) contiguous tensors."""
+    x, y, z = torch.movedim(v, -1, 0).contiguous()
+    return x, y, z
+
+
 def _plane_hits(o: Tensor, d: Tensor, axis: Tensor, position: Tensor) -> Tensor:
-    t = (position - o[..., axis]) / _safe(d)[..., axis]
+    """o, d (N, 3); planes (P,) -> (N, P)."""
+    t = (position - o[:, axis]) / _safe(d)[:, axis]
     return torch.where(t > EPSILON, t, torch.full_like(t, math.inf))
 
 
-def _slabs(o: Tensor, d: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-axis entry distances (I, P, K, 3), and overall entry and exit (I, P, K)."""
-    inverse = 1.0 / _safe(d)[..., None, :]
-    t_low = (low - o[..., None, :]) * inverse
-    t_high = (high - o[..., None, :]) * inverse
-    near = torch.minimum(t_low, t_high)
-    return near, near.amax(-1), torch.maximum(t_low, t_high).amin(-1)
-
-
-def _box_hits(o: Tensor, d: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    _, enter, leave = _slabs(o, d, low, high)
+def _box_hits(o: Vec, inverse: Vec, low: Vec, high: Vec) -> Tensor:
+    """The slab method; ``inverse`` holds 1 / d per component."""
+    enter = leave = None
+    for axis in range(3):
+        t_low = (low[axis] - o[axis]) * inverse[axis]
+        t_high = (high[axis] - o[axis]) * inverse[axis]
+        near, far = torch.minimum(t_low, t_high), torch.maximum(t_low, t_high)
+        enter = near if enter is None else torch.maximum(enter, near)
+        leave = far if leave is None else torch.minimum(leave, far)
     return torch.where((enter <= leave) & (enter > EPSILON), enter, torch.full_like(enter, math.inf))
 
 
-def _sphere_hits(o: Tensor, d: Tensor, centre: Tensor, radius: Tensor) -> Tensor:
-    """Near roots of |o + t d - c| = r for unit d; o (I, P, 3), centre (I, 1, K, 3) or (K, 3)."""
-    offset = o[..., None, :] - centre
-    half_b = (offset * d[..., None, :]).sum(-1)
-    c = (offset * offset).sum(-1) - radius * radius
+def _root(half_b: Tensor, c: Tensor) -> Tensor:
+    """Near root of t^2 + 2 half_b t + c = 0 when it lies ahead of the ray, else inf."""
     discriminant = half_b * half_b - c
     t = -half_b - torch.sqrt(discriminant.clamp(min=0.0))
     return torch.where((discriminant >= 0) & (t > EPSILON), t, torch.full_like(t, math.inf))
 
 
-def _capsule_hits(o: Tensor, d: Tensor, start: Tensor, end: Tensor, radius: Tensor) -> Tensor:
-    """Capsule: the cylinder part where the hit projects inside the segment, else the end spheres.
+def _sphere_hits(o: Vec, d: Vec, centre: Vec, radius: Tensor) -> Tensor:
+    """Near roots of |o + t d - c| = r for unit d."""
+    offset = _minus(o, centre)
+    return _root(_dot(offset, d), _dot(offset, offset) - radius * radius)
+
+
+def _capsule_hits(o: Vec, d: Vec, start: Vec, axis: Vec, radius: Tensor) -> Tensor:
+    """Capsule from ``start`` to ``start + axis``: the cylinder part where the hit projects inside the
+    segment, else the end spheres.
 
     For a ray starting outside, the nearest of the valid cylinder hit and both end-sphere hits is the
     capsule's entry point: a sphere hit inside the cylinder lies inside the capsule, so it is never
-    the nearest.
+    the nearest. The end spheres reuse the cylinder's dot products.
     """
-    axis = end - start  # (I, 1, K, 3)
-    offset = o[..., None, :] - start  # (I, P, K, 3)
-    dd = d[..., None, :]
-    axis_axis = (axis * axis).sum(-1)
-    axis_d = (axis * dd).sum(-1)
-    axis_offset = (axis * offset).sum(-1)
-    d_offset = (dd * offset).sum(-1)
+    offset = _minus(o, start)
+    axis_axis = _dot(axis, axis)
+    axis_d = _dot(axis, d)
+    axis_offset = _dot(axis, offset)
+    d_offset = _dot(d, offset)
+    offset_offset = _dot(offset, offset)
+    radius2 = radius * radius
     a = axis_axis - axis_d * axis_d
     b = axis_axis * d_offset - axis_offset * axis_d
-    c = axis_axis * (offset * offset).sum(-1) - axis_offset * axis_offset - radius * radius * axis_axis
+    c = axis_axis * offset_offset - axis_offset * axis_offset - radius2 * axis_axis
     discriminant = b * b - a * c
     t = (-b - torch.sqrt(discriminant.clamp(min=0.0))) / a.clamp(min=1e-12)
     along = axis_offset + t * axis_d
     body = (discriminant >= 0) & (a > 1e-12) & (along > 0) & (along < axis_axis) & (t > EPSILON)
     t = torch.where(body, t, torch.full_like(t, math.inf))
-    caps = torch.minimum(_sphere_hits(o, d, start, radius), _sphere_hits(o, d, end, radius))
-    return torch.minimum(t, caps)
+    start_cap = _root(d_offset, offset_offset - radius2)
+    # |offset - axis|^2 = offset.offset - 2 axis.offset + axis.axis, and d.(offset - axis) = d.offset - d.axis
+    end_cap = _root(d_offset - axis_d, offset_offset - 2 * axis_offset + axis_axis - radius2)
+    return torch.minimum(t, torch.minimum(start_cap, end_cap))
 
 
-def _frame_params(scene: RenderScene, frames: Tensor) -> dict[str, Tensor]:
-    return {
-        "sphere_centre": scene.sphere_centre[frames][:, None],  # (I, 1, S, 3)
-        "capsule_start": scene.capsule_start[frames][:, None],
-        "capsule_end": scene.capsule_end[frames][:, None],
-    }
+# ---------------------------------------------------------------------------
+# Primitive groups: what every ray meets, and what only rays through a bounding sphere meet
+# ---------------------------------------------------------------------------
 
 
-def _all_hits(scene: RenderScene, params: dict[str, Tensor], o: Tensor, d: Tensor) -> Tensor:
-    """Distances (I, P, M) to every primitive, in material order."""
-    return torch.cat(
-        [
-            _plane_hits(o, d, scene.plane_axis, scene.plane_position),
-            _box_hits(o, d, scene.box_low, scene.box_high),
-            _sphere_hits(o, d, params["sphere_centre"], scene.sphere_radius),
-            _capsule_hits(o, d, params["capsule_start"], params["capsule_end"], scene.capsule_radius),
-        ],
-        dim=-1,
+@dataclass
+class _FixedGroup:
+    """Primitives that never move (planes, boxes, props): tested against every ray."""
+
+    box_low: Vec  # (B,) each
+    box_high: Vec
+    spheres: Tensor  # (Ks,) local sphere indices
+    sphere_centre: Vec  # (Ks,) each
+    sphere_radius: Tensor  # (Ks,)
+    capsules: Tensor  # (Kc,) local capsule indices
+    capsule_start: Vec  # (Kc,) each
+    capsule_axis: Vec  # (Kc,) each: end - start
+    capsule_radius: Tensor  # (Kc,)
+    material: Tensor  # (planes + boxes + Ks + Kc,) material index of each hit column
+
+
+@dataclass
+class _MovingGroup:
+    """One character's spheres and capsules, with a bounding sphere per frame that holds them all.
+
+    A ray is tested against the group's primitives only where it passes through the bounding sphere
+    before anything nearer it has already hit.
+    """
+
+    spheres: Tensor  # (3, F, Ks): centre components
+    sphere_radius: Tensor  # (Ks,)
+    capsules: Tensor  # (6, F, Kc): start and axis (end - start) components
+    capsule_radius: Tensor  # (Kc,)
+    material: Tensor  # (Ks + Kc,)
+    bound_centre: Tensor  # (F, 3)
+    bound_radius: Tensor  # (F,)
+
+
+@dataclass
+class _Groups:
+    fixed: _FixedGroup
+    moving: list[_MovingGroup]
+
+
+def _is_still(values: Tensor) -> Tensor:
+    """Per primitive: whether its (F, K, 3) parameters are the same at every frame."""
+    return (values == values[:1]).all(dim=2).all(dim=0)
+
+
+def _group_primitives(scene: RenderScene) -> _Groups:
+    """Split the scene: characters (and anything else that moves) get bounding spheres, the rest does not."""
+    planes, boxes, spheres, _ = scene.group_sizes
+    device = scene.box_low.device
+    sphere_owner = scene.character[planes + boxes : planes + boxes + spheres]
+    capsule_owner = scene.character[planes + boxes + spheres :]
+    sphere_still = _is_still(scene.sphere_centre) & (sphere_owner == 0)
+    capsule_still = _is_still(scene.capsule_start) & _is_still(scene.capsule_end) & (capsule_owner == 0)
+    # Moving primitives of no character share one group (id 0); each character has its own.
+    sphere_owner = torch.where(sphere_still, torch.full_like(sphere_owner, -1), sphere_owner)
+    capsule_owner = torch.where(capsule_still, torch.full_like(capsule_owner, -1), capsule_owner)
+
+    fixed_spheres = sphere_still.nonzero().flatten()
+    fixed_capsules = capsule_still.nonzero().flatten()
+    empty = scene.box_low[:0]
+    capsule_start = scene.capsule_start[0, fixed_capsules] if len(scene.capsule_start) else empty
+    capsule_end = scene.capsule_end[0, fixed_capsules] if len(scene.capsule_end) else empty
+    fixed = _FixedGroup(
+        box_low=_columns(scene.box_low),
+        box_high=_columns(scene.box_high),
+        spheres=fixed_spheres,
+        sphere_centre=_columns(scene.sphere_centre[0, fixed_spheres] if len(scene.sphere_centre) else empty),
+        sphere_radius=scene.sphere_radius[fixed_spheres],
+        capsules=fixed_capsules,
+        capsule_start=_columns(capsule_start),
+        capsule_axis=_columns(capsule_end - capsule_start),
+        capsule_radius=scene.capsule_radius[fixed_capsules],
+        material=torch.cat(
+            [
+                torch.arange(planes + boxes, device=device),
+                fixed_spheres + planes + boxes,
+                fixed_capsules + planes + boxes + spheres,
+            ]
+        ),
     )
+    moving = []
+    owners = sorted((set(sphere_owner.tolist()) | set(capsule_owner.tolist())) - {-1})
+    for owner in owners:
+        local_spheres = (sphere_owner == owner).nonzero().flatten()
+        local_capsules = (capsule_owner == owner).nonzero().flatten()
+        centres = scene.sphere_centre[:, local_spheres]
+        starts, ends = scene.capsule_start[:, local_capsules], scene.capsule_end[:, local_capsules]
+        radius = scene.sphere_radius[local_spheres]
+        capsule_radius = scene.capsule_radius[local_capsules]
+        frames = max(len(centres), len(starts))
+        points = torch.cat([centres.expand(frames, -1, -1), starts.expand(frames, -1, -1),
+                            ends.expand(frames, -1, -1)], dim=1)  # fmt: skip
+        reach = torch.cat([radius, capsule_radius, capsule_radius])
+        middle = (points.amax(dim=1) + points.amin(dim=1)) / 2
+        bound = ((points - middle[:, None]).norm(dim=-1) + reach).amax(dim=1)
+        moving.append(
+            _MovingGroup(
+                spheres=torch.movedim(centres.expand(frames, -1, -1), -1, 0).contiguous(),
+                sphere_radius=radius,
+                capsules=torch.movedim(
+                    torch.cat([starts, ends - starts], dim=-1).expand(frames, -1, -1), -1, 0
+                ).contiguous(),
+                capsule_radius=capsule_radius,
+                material=torch.cat([local_spheres + planes + boxes, local_capsules + planes + boxes + spheres]),
+                bound_centre=middle,
+                bound_radius=bound * (1 + 1e-4) + 1e-3,  # a margin against rounding: the test must not miss
+            )
+        )
+    return _Groups(fixed, moving)
 
 
-def _take(values: Tensor, index: Tensor) -> Tensor:
-    """values (I, 1, K, 3) per image, index (I, P) -> (I, P, 3)."""
-    values = values[:, 0]
-    return torch.gather(values, 1, index[..., None].expand(*index.shape, 3))
+def _fixed_hits(scene: RenderScene, fixed: _FixedGroup, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    """Nearest distance (N,) and material index (N,) among the fixed primitives; inf and 0 for a miss."""
+    o_vec, d_vec = _ray_columns(o), _ray_columns(d)
+    columns = []
+    if len(scene.plane_axis):
+        columns.append(_plane_hits(o, d, scene.plane_axis, scene.plane_position))
+    if len(scene.box_low):
+        inverse = _ray_columns(1.0 / _safe(d))
+        columns.append(_box_hits(o_vec, inverse, fixed.box_low, fixed.box_high))
+    if len(fixed.spheres):
+        columns.append(_sphere_hits(o_vec, d_vec, fixed.sphere_centre, fixed.sphere_radius))
+    if len(fixed.capsules):
+        columns.append(_capsule_hits(o_vec, d_vec, fixed.capsule_start, fixed.capsule_axis, fixed.capsule_radius))
+    if not columns:
+        return torch.full_like(o[:, 0], math.inf), torch.zeros_like(o[:, 0], dtype=torch.int64)
+    t, column = (columns[0] if len(columns) == 1 else torch.cat(columns, dim=-1)).min(-1)
+    return t, fixed.material[column]
 
 
-def _normals(scene: RenderScene, params: dict[str, Tensor], index: Tensor, points: Tensor, d: Tensor) -> Tensor:
-    """Unit normals (I, P, 3) of the primitives ``index`` at ``points``, facing the incoming rays."""
+def _ray_columns(v: Tensor) -> Vec:
+    """(N, 3) -> three (N, 1) contiguous tensors, to broadcast against (K,) or (N, K) parameters."""
+    x, y, z = _columns(v)
+    return x[:, None], y[:, None], z[:, None]
+
+
+def _bound_entry(o: Tensor, d: Tensor, centre: Tensor, radius: Tensor) -> Tensor:
+    """Distance (N,) at which rays enter a ball (0 if they start inside), inf where they miss it."""
+    offset = o - centre
+    half_b = (offset * d).sum(-1)
+    c = (offset * offset).sum(-1) - radius * radius
+    discriminant = half_b * half_b - c
+    root = torch.sqrt(discriminant.clamp(min=0.0))
+    enter = (-half_b - root).clamp(min=0.0)
+    return torch.where((discriminant >= 0) & (root - half_b > EPSILON), enter, torch.full_like(enter, math.inf))
+
+
+def _trace(
+    scene: RenderScene, groups: _Groups, o: Tensor, d: Tensor, frame: Tensor, limit: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Nearest hit distance (N,) and material index (N,) of rays o, d (N, 3) at frames ``frame`` (N,).
+
+    Hits farther than ``limit`` (N,) may be missed: shadow rays only ask whether anything is nearer
+    than the light.
+    """
+    t, index = _fixed_hits(scene, groups.fixed, o, d)
+    for group in groups.moving:
+        nearest = t if limit is None else torch.minimum(t, limit)
+        enter = _bound_entry(o, d, group.bound_centre[frame], group.bound_radius[frame])
+        rays = (enter < nearest).nonzero().flatten()
+        if not len(rays):
+            continue
+        ro, rd, rf = _ray_columns(o[rays]), _ray_columns(d[rays]), frame[rays]
+        columns = []
+        if group.sphere_radius.numel():
+            x, y, z = group.spheres[:, rf]  # each (n, Ks): this ray's frame
+            columns.append(_sphere_hits(ro, rd, (x, y, z), group.sphere_radius))
+        if group.capsule_radius.numel():
+            sx, sy, sz, ax, ay, az = group.capsules[:, rf]
+            columns.append(_capsule_hits(ro, rd, (sx, sy, sz), (ax, ay, az), group.capsule_radius))
+        group_t, column = (columns[0] if len(columns) == 1 else torch.cat(columns, dim=-1)).min(-1)
+        current = t[rays]
+        closer = group_t < current
+        t[rays] = torch.where(closer, group_t, current)
+        index[rays] = torch.where(closer, group.material[column], index[rays])
+    return t, index
+
+
+def _normals(scene: RenderScene, index: Tensor, frame: Tensor, points: Tensor, d: Tensor) -> Tensor:
+    """Unit normals (N, 3) of the primitives ``index`` at ``points``, facing the incoming rays."""
     planes, boxes, spheres, capsules = scene.group_sizes
     normal = torch.zeros_like(points)
     offset = 0
@@ -183,7 +363,7 @@ def _normals(scene: RenderScene, params: dict[str, Tensor], index: Tensor, point
     offset += planes
     if boxes:
         local = index.clamp(offset, offset + boxes - 1) - offset
-        low, high = scene.box_low[local], scene.box_high[local]  # (I, P, 3)
+        low, high = scene.box_low[local], scene.box_high[local]  # (N, 3)
         # The face a point lies on is the one it is closest to, relative to the box's half-size; its sign
         # comes from turning the normal towards the ray below.
         centre, half = (low + high) / 2, (high - low) / 2
@@ -193,12 +373,12 @@ def _normals(scene: RenderScene, params: dict[str, Tensor], index: Tensor, point
     offset += boxes
     if spheres:
         local = index.clamp(offset, offset + spheres - 1) - offset
-        centre = _take(params["sphere_centre"], local)
+        centre = scene.sphere_centre[frame, local]
         normal = torch.where(((index >= offset) & (index < offset + spheres))[..., None], points - centre, normal)
     offset += spheres
     if capsules:
         local = index.clamp(offset, offset + capsules - 1) - offset
-        start, end = _take(params["capsule_start"], local), _take(params["capsule_end"], local)
+        start, end = scene.capsule_start[frame, local], scene.capsule_end[frame, local]
         axis = end - start
         along = ((points - start) * axis).sum(-1, keepdim=True) / (axis * axis).sum(-1, keepdim=True).clamp(min=1e-12)
         nearest = start + along.clamp(0.0, 1.0) * axis
@@ -260,17 +440,13 @@ def _sky(scene: RenderScene, d: Tensor) -> Tensor:
     return colour
 
 
-def _shade_rays(scene: RenderScene, frames: Tensor, o: Tensor, d: Tensor, pixel_angle: float):
-    """Colours (I, P, 3), hit distances and character ids (I, P) of rays o, d (I, P, 3)."""
-    params = _frame_params(scene, frames)
-    t, index = _all_hits(scene, params, o, d).min(-1)
-    hit = torch.isfinite(t)
-    index = torch.where(hit, index, torch.zeros_like(index))
-    t_safe = torch.where(hit, t, torch.zeros_like(t))
-    points = o + t_safe[..., None] * d
-    normal = _normals(scene, params, index, points, d)
+def _shade_hits(scene: RenderScene, groups: _Groups, o: Tensor, d: Tensor, frame: Tensor, t: Tensor,
+                index: Tensor, pixel_angle: float) -> Tensor:  # fmt: skip
+    """Colours (N, 3) of rays that hit primitive ``index`` at distance ``t``: texture, sun or lamp, shadow."""
+    points = o + t[..., None] * d
+    normal = _normals(scene, index, frame, points, d)
     cosine = (-(normal * d).sum(-1)).clamp(min=0.05)
-    albedo = _albedo(scene, index, points, normal, t_safe * pixel_angle / cosine)
+    albedo = _albedo(scene, index, points, normal, t * pixel_angle / cosine)
 
     if scene.light_kind == "sun":
         to_light = scene.light_vector.expand_as(points)
@@ -282,15 +458,32 @@ def _shade_rays(scene: RenderScene, frames: Tensor, o: Tensor, d: Tensor, pixel_
         to_light = towards / light_distance[..., None].clamp(min=1e-6)
         falloff = 1.0 / (1.0 + (light_distance / 8.0) ** 2)
     lambert = (normal * to_light).sum(-1).clamp(min=0.0)
-    shadow_origin = points + SHADOW_OFFSET * normal
-    blocked = _all_hits(scene, params, shadow_origin, to_light).amin(-1) < light_distance
+    # Only surfaces that face the light can be shadowed; the others get no direct light anyway.
+    blocked = torch.zeros_like(t, dtype=torch.bool)
+    lit = (lambert > 0).nonzero().flatten()
+    if len(lit):
+        shadow_origin = points[lit] + SHADOW_OFFSET * normal[lit]
+        distance = light_distance[lit]
+        shadow_t, _ = _trace(scene, groups, shadow_origin, to_light[lit], frame[lit], limit=distance)
+        blocked[lit] = shadow_t < distance
     direct = (lambert * falloff * (~blocked))[..., None] * scene.light_colour
     colour = albedo * (scene.ambient + (1.0 - scene.ambient) * direct)
     if math.isfinite(scene.fog_distance):
-        fog = (1.0 - torch.exp(-t_safe / scene.fog_distance))[..., None]
+        fog = (1.0 - torch.exp(-t / scene.fog_distance))[..., None]
         colour = torch.lerp(colour, scene.sky_horizon.expand_as(colour), fog)
-    colour = torch.where(hit[..., None], colour, _sky(scene, d))
-    character = torch.where(hit, scene.character[index], torch.zeros_like(index))
+    return colour
+
+
+def _shade_rays(scene: RenderScene, groups: _Groups, o: Tensor, d: Tensor, frame: Tensor, pixel_angle: float):
+    """Colours (N, 3), hit distances and character ids (N,) of rays o, d (N, 3) at frames ``frame`` (N,)."""
+    t, index = _trace(scene, groups, o, d, frame)
+    colour = _sky(scene, d)
+    character = torch.zeros_like(index)
+    hits = torch.isfinite(t).nonzero().flatten()
+    if len(hits):
+        hit_index = index[hits]
+        colour[hits] = _shade_hits(scene, groups, o[hits], d[hits], frame[hits], t[hits], hit_index, pixel_angle)
+        character[hits] = scene.character[hit_index]
     return colour, t, character
 
 
@@ -299,74 +492,125 @@ def _shade_rays(scene: RenderScene, frames: Tensor, o: Tensor, d: Tensor, pixel_
 # ---------------------------------------------------------------------------
 
 
-def camera_rays(size: int, intrinsics: Array, factor: int = 1) -> Tensor:
-    """Unit camera-frame ray directions (size*factor squared, 3) through (sub)pixel centres, row-major."""
+def _height_width(size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
+
+
+def camera_rays(size: int | tuple[int, int], intrinsics: Array, factor: int = 1) -> Tensor:
+    """Unit camera-frame ray directions (H*W*factor^2, 3) through (sub)pixel centres, row-major.
+
+    ``size`` is a square image's side or ``(height, width)``.
+    """
+    height, width = _height_width(size)
     fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
-    steps = (torch.arange(size * factor, dtype=torch.float64) + 0.5) / factor
-    v, u = torch.meshgrid(steps, steps, indexing="ij")
+    rows = (torch.arange(height * factor, dtype=torch.float64) + 0.5) / factor
+    columns = (torch.arange(width * factor, dtype=torch.float64) + 0.5) / factor
+    v, u = torch.meshgrid(rows, columns, indexing="ij")
     directions = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], dim=-1).reshape(-1, 3)
     return directions / directions.norm(dim=-1, keepdim=True)
+
+
+@dataclass
+class RenderTensors:
+    """What :func:`render_tensors` gives: everything on the render device."""
+
+    images: Tensor  # (cameras, frames, H, W, 3) uint8
+    depth: Tensor | None  # (cameras, frames, H, W) float32
+    masks: Tensor | None  # (cameras, frames, H, W) uint8
+
+
+def default_chunk_rays(device: torch.device | str) -> int:
+    """Rays cast together: small enough for CPU caches, large enough to keep a GPU busy."""
+    return 1 << 20 if torch.device(device).type == "cuda" else DEFAULT_CHUNK_RAYS
+
+
+def render_tensors(
+    scene: RenderScene,
+    poses: Array | Tensor,
+    intrinsics: Array,
+    size: int | tuple[int, int],
+    *,
+    device: str | torch.device = "cpu",
+    supersample: bool = False,
+    depth: bool = False,
+    masks: bool = False,
+    chunk_rays: int | None = None,
+    progress=None,
+) -> RenderTensors:
+    """Like :func:`render`, but the results stay tensors on ``device`` (nothing is copied back)."""
+    device = torch.device(device)
+    poses = torch.as_tensor(np.asarray(poses, dtype=np.float64) if not isinstance(poses, Tensor) else poses)
+    cameras, frames = poses.shape[:2]
+    height, width = _height_width(size)
+    factor = 2 if supersample else 1
+    pixels_per_image = height * width * factor * factor
+    directions = camera_rays((height, width), intrinsics, factor)
+    camera_z = directions[:, 2].to(torch.float32).to(device)
+    directions = directions.to(torch.float32).to(device)
+    pixel_angle = 1.0 / (float(intrinsics[0, 0]) * factor)
+    scene = scene.to(device)
+    groups = _group_primitives(scene)
+    # Frame-major order: the images of one chunk mostly share a frame.
+    flat_poses = poses.transpose(0, 1).reshape(frames * cameras, 4, 4).to(torch.float32).to(device)
+    frame_of = torch.arange(frames, device=device).repeat_interleave(cameras)
+    camera_of = torch.arange(cameras, device=device).repeat(frames)
+    chunk_rays = default_chunk_rays(device) if chunk_rays is None else chunk_rays
+    per_chunk = max(1, chunk_rays // pixels_per_image)
+
+    images = torch.empty((cameras, frames, height, width, 3), dtype=torch.uint8, device=device)
+    depth_out = torch.empty((cameras, frames, height, width), dtype=torch.float32, device=device) if depth else None
+    masks_out = torch.empty((cameras, frames, height, width), dtype=torch.uint8, device=device) if masks else None
+    with torch.no_grad():
+        for begin in range(0, frames * cameras, per_chunk):
+            chunk = slice(begin, min(begin + per_chunk, frames * cameras))
+            rotation, origin = flat_poses[chunk, :3, :3], flat_poses[chunk, :3, 3]
+            count = rotation.shape[0]
+            d = torch.einsum("iab,pb->ipa", rotation, directions).reshape(-1, 3)  # world directions
+            o = origin.repeat_interleave(pixels_per_image, dim=0)
+            frame = frame_of[chunk].repeat_interleave(pixels_per_image)
+            colour, t, character = _shade_rays(scene, groups, o, d, frame, pixel_angle)
+            colour = colour.reshape(count, height, factor, width, factor, 3).mean(dim=(2, 4))
+            target = (camera_of[chunk], frame_of[chunk])
+            images[target] = (colour.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+            if depth_out is not None:
+                z = (t.reshape(count, -1) * camera_z).reshape(count, height, factor, width, factor)
+                depth_out[target] = z[:, :, 0, :, 0]
+            if masks_out is not None:
+                ids = character.reshape(count, height, factor, width, factor)[:, :, 0, :, 0]
+                masks_out[target] = ids.to(torch.uint8)
+            if progress is not None:
+                progress(count)
+    return RenderTensors(images, depth_out, masks_out)
 
 
 def render(
     scene: RenderScene,
     poses: Array,
     intrinsics: Array,
-    size: int,
+    size: int | tuple[int, int],
     *,
     device: str | torch.device = "cpu",
     supersample: bool = False,
     depth: bool = False,
     masks: bool = False,
-    chunk_rays: int = DEFAULT_CHUNK_RAYS,
+    chunk_rays: int | None = None,
     progress=None,
 ) -> RenderOutput:
     """Render every camera at every frame: ``poses`` (cameras, frames, 4, 4) OpenCV camera-to-world.
 
-    ``intrinsics`` is the 3x3 pinhole matrix of a ``size`` x ``size`` image. Images are cast frame by
-    frame (all cameras of a frame together), about ``chunk_rays`` rays at a time. With
-    ``supersample`` each pixel averages 2x2 rays; depth and masks then come from one of them (the
-    upper-left, a quarter pixel off the centre). ``progress`` is called with the number of images done.
+    ``intrinsics`` is the 3x3 pinhole matrix of the image, ``size`` its side (square) or ``(height,
+    width)``. Images are cast frame by frame (all cameras of a frame together), about ``chunk_rays``
+    rays at a time (default :func:`default_chunk_rays`). With ``supersample`` each pixel averages 2x2
+    rays; depth and masks then come from one of them (the upper-left, a quarter pixel off the centre).
+    ``progress`` is called with the number of images done.
     """
-    device = torch.device(device)
-    poses = np.asarray(poses, dtype=np.float64)
-    cameras, frames = poses.shape[:2]
-    factor = 2 if supersample else 1
-    side = size * factor
-    directions = camera_rays(size, intrinsics, factor)
-    camera_z = directions[:, 2].to(torch.float32).to(device)
-    directions = directions.to(torch.float32).to(device)
-    pixel_angle = 1.0 / (float(intrinsics[0, 0]) * factor)
-    scene = scene.to(device)
-    # Frame-major order: the images of one chunk mostly share a frame, so moving primitives are cheap.
-    order = [(c, f) for f in range(frames) for c in range(cameras)]
-    flat_poses = torch.from_numpy(np.stack([poses[c, f] for c, f in order])).to(torch.float32).to(device)
-    frame_index = torch.tensor([f for _, f in order], device=device)
-    per_chunk = max(1, chunk_rays // (side * side))
-
-    images = np.empty((cameras, frames, size, size, 3), dtype=np.uint8)
-    depth_out = np.empty((cameras, frames, size, size), dtype=np.float32) if depth else None
-    masks_out = np.empty((cameras, frames, size, size), dtype=np.uint8) if masks else None
-    with torch.no_grad():
-        for begin in range(0, len(order), per_chunk):
-            chunk = slice(begin, min(begin + per_chunk, len(order)))
-            rotation, origin = flat_poses[chunk, :3, :3], flat_poses[chunk, :3, 3]
-            d = torch.einsum("iab,pb->ipa", rotation, directions)  # (I, P, 3) world directions
-            o = origin[:, None].expand_as(d)
-            colour, t, character = _shade_rays(scene, frame_index[chunk], o, d, pixel_angle)
-            count = colour.shape[0]
-            colour = colour.reshape(count, size, factor, size, factor, 3).mean(dim=(2, 4))
-            pixels = (colour.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
-            for slot, (c, f) in enumerate(order[chunk]):
-                images[c, f] = pixels[slot]
-            if depth_out is not None:
-                z = (t * camera_z).reshape(count, size, factor, size, factor)[:, :, 0, :, 0].cpu().numpy()
-                for slot, (c, f) in enumerate(order[chunk]):
-                    depth_out[c, f] = z[slot]
-            if masks_out is not None:
-                ids = character.reshape(count, size, factor, size, factor)[:, :, 0, :, 0].to(torch.uint8).cpu()
-                for slot, (c, f) in enumerate(order[chunk]):
-                    masks_out[c, f] = ids[slot].numpy()
-            if progress is not None:
-                progress(count)
-    return RenderOutput(images, depth_out, masks_out)
+    out = render_tensors(scene, poses, intrinsics, size, device=device, supersample=supersample, depth=depth,
+                         masks=masks, chunk_rays=chunk_rays, progress=progress)  # fmt: skip
+    return RenderOutput(
+        out.images.cpu().numpy(),
+        None if out.depth is None else out.depth.cpu().numpy(),
+        None if out.masks is None else out.masks.cpu().numpy(),
+    )
