@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from recammaster.cameras.conventions import ue_to_opencv
 from recammaster.cameras.multicam_json import read_camera_extrinsics
 from recammaster.cli.synth import synth
+from recammaster.data.multicam import verify_dataset
 from recammaster.data.synth.engine import make_scene, render_scene, synthesize
 from recammaster.data.synth.scene import ACTION_PHRASES, describe_scene
 from recammaster.video import probe_video
@@ -125,6 +126,9 @@ def test_full_length_clip(tmp_path):
     assert [v.name for v in videos] == [f"{cam}.mp4" for cam in CAMS]
     assert probe_video(videos[0]).frames == 81
     assert len(read_camera_extrinsics(next(tmp_path.glob("train/*/scene1/cameras/camera_extrinsics.json")))) == 10
+    report = verify_dataset(tmp_path, progress=False)  # the dataset tools accept what the engine writes
+    assert report.problems == []
+    assert len(report.scenes) == 1
 
 
 def _cli() -> typer.Typer:
