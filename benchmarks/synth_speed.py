@@ -31,7 +31,7 @@ def _time_render(args, height: int, width: int) -> str:
     poses = np.stack([t.poses for t in spec.trajectories])
     intrinsics = crop_intrinsics(spec.lens, height, width)  # the lens's intrinsics when square
     options = {"device": args.device, "supersample": args.supersample, "depth": args.depth_masks,
-               "masks": args.depth_masks}  # fmt: skip
+               "masks": args.depth_masks, "chunk_rays": args.chunk_rays}  # fmt: skip
     render(scene, poses, intrinsics, (height, width), **options)  # warm-up: allocator, kernels
     best = float("inf")
     for _ in range(args.repeats):
@@ -43,6 +43,7 @@ def _time_render(args, height: int, width: int) -> str:
     images = 10 * args.frames
     return (
         f"device={args.device} size={height}x{width} supersample={args.supersample} "
+        f"chunk={args.chunk_rays or 'default'} "
         f"threads={torch.get_num_threads()} scene={args.scene} ({spec.environment}, "
         f"{len(spec.characters)} characters): {images} images in {best:.2f} s = {images / best:.1f} images/s"
     )
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--supersample", action="store_true", help="2x2 rays per pixel")
     parser.add_argument("--depth-masks", action="store_true", help="also produce depth and masks")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up; the best counts")
+    parser.add_argument("--chunk-rays", type=int, help="rays cast together (default: the renderer's for the device)")
     parser.add_argument("--stream", action="store_true", help="time SyntheticPairStream: pairs/s on the device")
     parser.add_argument("--scenes", type=int, default=2, help="scenes per timed run with --stream")
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per batch with --stream")

@@ -522,7 +522,7 @@ class RenderTensors:
     masks: Tensor | None  # (cameras, frames, H, W) uint8
 
 
-# Elementwise helpers that torch.compile fuses into few GPU kernels: 2.3x at 128x128 and 1.6x at 256x256 on
+# Elementwise helpers that torch.compile fuses into few GPU kernels: about 2x at 128x128 and 1.4x at 256x256 on
 # an H100 (benchmarks/RESULTS.md). They are swapped for their compiled versions once per process, the first
 # time a render asks for it (by default: renders on CUDA).
 FUSED_KERNELS = ("_capsule_hits", "_sphere_hits", "_box_hits", "_plane_hits", "_bound_entry", "_albedo", "_sky",
@@ -542,7 +542,7 @@ def fuse_kernels() -> None:
 
 def default_chunk_rays(device: torch.device | str) -> int:
     """Rays cast together: small enough for CPU caches, large enough to keep a GPU busy."""
-    return 1 << 20 if torch.device(device).type == "cuda" else DEFAULT_CHUNK_RAYS
+    return 1 << 21 if torch.device(device).type == "cuda" else DEFAULT_CHUNK_RAYS  # 2^21: fastest on an H100
 
 
 def render_tensors(
