@@ -16,6 +16,7 @@ from recammaster.cli.dataset import app as dataset_app
 from recammaster.cli.download import app as download_app
 from recammaster.cli.render import RENDER_EXAMPLES, render_command
 from recammaster.cli.synth import SYNTH_EXAMPLES, synth
+from recammaster.cli.train import app as train_app
 from recammaster.cli.trajectories import app as trajectories_app
 from recammaster.errors import ReCamMasterError
 
@@ -31,6 +32,7 @@ app.add_typer(download_app)  # merged in: `recammaster download`
 app.add_typer(trajectories_app, name="trajectories")
 dataset_app.command("synth", epilog=SYNTH_EXAMPLES)(synth)
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:

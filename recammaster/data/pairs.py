@@ -15,7 +15,7 @@ cannot be read raises an error naming the file, where upstream silently moves on
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,21 @@ def read_captions(path: str | Path) -> dict[str, str]:
         if reader.fieldnames is None or not {"file_name", "text"} <= set(reader.fieldnames):
             raise DatasetError(f"{path}: expected the columns file_name,text, got {reader.fieldnames}")
         return {row["file_name"].strip().replace("\\", "/").removeprefix("./"): row["text"] or "" for row in reader}
+
+
+def lookup_caption(captions: Mapping[str, str], root: Path | None, video: Path) -> str | None:
+    """``video``'s caption, or None if it has none. Rows name files relative to ``<root>/train/``, as upstream's
+    ``metadata.csv`` does, or to ``<root>``; without a dataset root (a lone scene folder) nothing matches."""
+    if root is None:
+        return None
+    for base in (root / "train", root):
+        try:
+            key = video.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        if key in captions:
+            return captions[key]
+    return None
 
 
 class MultiCamPairs(Dataset):
@@ -114,17 +129,8 @@ class MultiCamPairs(Dataset):
         return choice + (choice >= target)  # skip the target camera itself
 
     def caption(self, scene: Scene, camera: str) -> str:
-        video = scene.video_path(camera)
-        if self.root is None:
-            return ""
-        for base in (self.root / "train", self.root):
-            try:
-                key = video.relative_to(base).as_posix()
-            except ValueError:
-                continue
-            if key in self.captions:
-                return self.captions[key]
-        return ""
+        caption = lookup_caption(self.captions, self.root, scene.video_path(camera))
+        return "" if caption is None else caption
 
     def _clip(self, path: Path) -> torch.Tensor:
         return preprocess_frames(read_video(path, self.num_frames), self.height, self.width)
