@@ -327,7 +327,7 @@ def side_by_side(
     if len(source) != len(result):
         raise ValueError(f"source has {len(source)} frames but result has {len(result)}")
     if labels is not None and len(labels) != 2:
-        raise ValueError(f"labels must be two strings (source, result) or None, got {labels!r}")
+        raise ValueError(f"labels must be two strings (source, result; '' for none) or None, got {labels!r}")
     frames, height, width = result.shape[:3]
     source_width = max(2, 2 * round(source.shape[2] * height / source.shape[1] / 2))
     if source.shape[1:3] != (height, source_width):
@@ -343,7 +343,11 @@ def side_by_side(
     font = _font(max(10, round(height * LABEL_HEIGHT_FRACTION)))
     corners = [(0, 0), (source_width, 0)]
     texts = labels if labels is not None else ()
-    boxes = [_draw_label(draw, corner, text, font, height) for text, corner in zip(texts, corners, strict=False)]
+    boxes = [
+        _draw_label(draw, corner, text, font, height)
+        for text, corner in zip(texts, corners, strict=False)
+        if text  # '' leaves a panel unlabelled
+    ]
     inset = None
     if trajectory is not None:
         inset = _Inset.build(trajectory, frames, height, width, offset=source_width)

@@ -74,23 +74,31 @@ def read_batch_jobs(dataset: Path, cam_type: int, output_dir: Path) -> list[Rend
     return jobs
 
 
-def load_pipeline(model_dir: Path | None, device: str, offload: str):
-    """The official ReCamMaster when its files are found, placed on ``device`` in the asked memory mode."""
+def load_pipeline(model_dir: Path | None, device: str, offload: str, checkpoint: Path | None = None):
+    """The official ReCamMaster when its files are found, placed on ``device`` in the asked memory mode.
+
+    ``checkpoint``: transformer weights in the official flat format (a ``step{N}.ckpt`` of ``train fit``)
+    replace the loaded ones, as upstream's ``--ckpt_path`` does.
+    """
     import torch
 
     from recammaster.hub import find_official_weights
     from recammaster.models.memory import place
     from recammaster.pipeline import ReCamMasterPipeline
 
-    weights = find_official_weights(model_dir)  # with --model-dir: an error naming each missing file
-    if weights is None:
+    if model_dir is None and find_official_weights(None) is None:
         raise ModelFilesNotFoundError(
             "no model to render with: the official weights (Wan2.1-T2V-1.3B and ReCamMaster step20000.ckpt) "
             "are not in the Hugging Face cache; run `recammaster download`, or pass --model-dir with the files. "
             "The small embedded default model is not trained yet, so nothing runs without them."
         )
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    pipeline = ReCamMasterPipeline.from_official(weights, torch_dtype=dtype)
+    pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
+    if checkpoint is not None:
+        from recammaster.models.weights import load_transformer
+
+        size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
+        pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
     elif offload == "group":
@@ -120,7 +128,12 @@ OffloadOpt = Annotated[str, typer.Option("--offload", help="none, model (CPU off
 SideBySideOpt = Annotated[
     bool, typer.Option("--side-by-side", help="Also write source | result with a trajectory inset.")
 ]
-ModelDirOpt = Annotated[Path | None, typer.Option("--model-dir", help="Folder with the official model files.")]
+ModelDirOpt = Annotated[
+    Path | None, typer.Option("--model-dir", help="Folder with the official model files, or a saved pipeline.")
+]
+CheckpointOpt = Annotated[
+    Path | None, typer.Option("--checkpoint", help="Transformer weights to use instead (a train fit step{N}.ckpt).")
+]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cuda, cuda:1, cpu (default: cuda if present).")]
 DatasetOpt = Annotated[
     Path | None, typer.Option("--dataset_path", "--dataset-path", help="Batch: folder with metadata.csv and videos/.")
@@ -146,6 +159,7 @@ def render_command(
     offload: OffloadOpt = "none",
     side_by_side: SideBySideOpt = False,
     model_dir: ModelDirOpt = None,
+    checkpoint: CheckpointOpt = None,
     device: DeviceOpt = None,
     dataset_path: DatasetOpt = None,
     cam_type: CamTypeOpt = None,
@@ -184,6 +198,8 @@ def render_command(
         raise ReCamMasterError(str(error)) from error
     for job in jobs:
         require_frames(job.video, frames, fit)
+    if checkpoint is not None and not checkpoint.is_file():
+        raise ReCamMasterError(f"{checkpoint}: checkpoint not found")
     if not jobs:
         typer.echo(f"nothing to do: every output in {output_dir / f'cam_type{cam_type}'} exists")
         return
@@ -195,7 +211,7 @@ def render_command(
     from recammaster.video import side_by_side as compose
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipeline = load_pipeline(model_dir, device, offload)
+    pipeline = load_pipeline(model_dir, device, offload, checkpoint)
     for job in tqdm(jobs, desc="videos", unit="video", disable=len(jobs) == 1):
         source = read_video(job.video, frames, fit=fit)
         result = pipeline(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from recammaster.cli.dataset import DatasetArg, NoProgressOpt
+from recammaster.cli.options import OverwriteOpt
 from recammaster.cli.render import DeviceOpt, HeightOpt, ModelDirOpt, WidthOpt
 from recammaster.errors import ReCamMasterError
 
@@ -116,3 +117,100 @@ def data_process(
     typer.echo(f"wrote {report_path(output, index, count)}")
     if report.failed:
         raise typer.Exit(1)
+
+
+FIT_EXAMPLES = """Examples:
+
+  recammaster train fit --dataset data/MultiCamVideo-Dataset --cache-dir cache/ --model-dir models/ -o runs/recam
+
+  recammaster train fit --config configs/embedded.yaml               # run it again to resume
+
+  torchrun --nproc_per_node 8 -m recammaster.cli train fit --config run.yaml --devices 8 --strategy ddp
+
+  srun --ntasks-per-node 8 recammaster train fit --config run.yaml --devices 8 --num-nodes 4 --strategy fsdp
+"""
+
+
+def _option(flag: str, text: str, *extra: str):
+    return typer.Option(flag, *extra, help=text, show_default=False)
+
+
+@app.command("fit", epilog=FIT_EXAMPLES)
+def fit_command(
+    config: Annotated[Path | None, _option("--config", "A YAML file of options; the flags below override it.")] = None,
+    output: Annotated[Path | None, _option("--output", "Run folder (default runs/recammaster).", "-o")] = None,
+    model_dir: Annotated[Path | None, _option("--model-dir", "Official weights or a saved pipeline.")] = None,
+    from_scratch: Annotated[bool | None, _option("--from-scratch", "A fresh transformer of --model-config.")] = None,
+    model_config: Annotated[str | None, _option("--model-config", "Transformer size for --from-scratch.")] = None,
+    init_checkpoint: Annotated[Path | None, _option("--init-checkpoint", "Official weights to start from.")] = None,
+    trainable: Annotated[str | None, _option("--trainable", "camera-attention (default), full or lora.")] = None,
+    lora_rank: Annotated[int | None, _option("--lora-rank", "Rank of the LoRA adapters (default 64).")] = None,
+    data: Annotated[str | None, _option("--data", "cached (default) or synthetic.")] = None,
+    dataset: Annotated[Path | None, _option("--dataset", "The MultiCamVideo folder.")] = None,
+    cache_dir: Annotated[Path | None, _option("--cache-dir", "Where `train data-process` wrote latents.")] = None,
+    height: Annotated[int | None, _option("--height", "Synthetic frames' height (default 480).")] = None,
+    width: Annotated[int | None, _option("--width", "Synthetic frames' width (default 832).")] = None,
+    frames: Annotated[int | None, _option("--frames", "Synthetic clips' frames, 4k+1 (default 81).")] = None,
+    batch_size: Annotated[int | None, _option("--batch-size", "Pairs per GPU and step (default 1).")] = None,
+    learning_rate: Annotated[float | None, _option("--learning-rate", "AdamW rate (default 1e-4).")] = None,
+    max_steps: Annotated[int | None, _option("--max-steps", "Stop after this many steps (default 1000).")] = None,
+    max_minutes: Annotated[float | None, _option("--max-minutes", "Stop (and save) after this long.")] = None,
+    accumulate: Annotated[int | None, _option("--accumulate", "Gradient accumulation (default 1).")] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, _option("--gradient-checkpointing/--no-gradient-checkpointing", "Default on.")
+    ] = None,
+    condition_noise: Annotated[
+        str | None, _option("--condition-noise", "Noise the source latents at timesteps LOW,HIGH (paper: 200,500).")
+    ] = None,
+    condition_drop: Annotated[float | None, _option("--condition-drop", "Drop source latents (paper: 0.2).")] = None,
+    text_drop: Annotated[float | None, _option("--text-drop", "Train on the empty caption this often.")] = None,
+    accelerator: Annotated[str | None, _option("--accelerator", "auto (default), gpu or cpu.")] = None,
+    devices: Annotated[str | None, _option("--devices", "GPUs per host: a number or auto.")] = None,
+    num_nodes: Annotated[int | None, _option("--num-nodes", "Hosts (torchrun or SLURM start them).")] = None,
+    strategy: Annotated[str | None, _option("--strategy", "auto, ddp, fsdp, deepspeed_stage_1/2.")] = None,
+    precision: Annotated[str | None, _option("--precision", "bf16-mixed on GPU, 32-true on CPU.")] = None,
+    checkpoint_every: Annotated[int | None, _option("--checkpoint-every", "Steps between checkpoints.")] = None,
+    sample_every: Annotated[int | None, _option("--sample-every", "Steps between sample videos (0: none).")] = None,
+    logger: Annotated[str | None, _option("--logger", "csv (default) or tensorboard.")] = None,
+    seed: Annotated[int | None, _option("--seed", "Seeds data order, noise and initial weights (default 0).")] = None,
+    overwrite: OverwriteOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Train ReCamMaster; run the same command again to resume where it stopped.
+
+    Weights go to RUN/checkpoints/step{N}.ckpt in the official flat format (they load into upstream's
+    inference code and into `recammaster render`); RUN/trainer_state/last.ckpt holds what resuming needs.
+    """
+    from recammaster.training.fit import FitConfig, fit
+
+    noise = None
+    if condition_noise is not None:
+        try:
+            noise = [float(value) for value in condition_noise.split(",")]
+        except ValueError as error:
+            raise ReCamMasterError(f"--condition-noise takes LOW,HIGH timesteps, got {condition_noise!r}") from error
+    if devices is not None and devices != "auto":
+        devices = int(devices) if devices.isdigit() else devices
+    overrides = {
+        "output_dir": output, "model_dir": model_dir, "from_scratch": from_scratch, "model_config": model_config,
+        "init_checkpoint": init_checkpoint, "trainable": trainable, "lora_rank": lora_rank, "data": data,
+        "dataset": dataset, "cache_dir": cache_dir, "height": height, "width": width, "num_frames": frames,
+        "batch_size": batch_size, "learning_rate": learning_rate, "max_steps": max_steps, "max_minutes": max_minutes,
+        "accumulate_grad_batches": accumulate, "gradient_checkpointing": gradient_checkpointing,
+        "condition_noise": noise, "condition_drop": condition_drop, "text_drop": text_drop,
+        "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "strategy": strategy,
+        "precision": precision, "checkpoint_every": checkpoint_every, "sample_every": sample_every, "logger": logger,
+        "seed": seed,
+    }  # fmt: skip
+    overrides = {key: str(value) if isinstance(value, Path) else value for key, value in overrides.items()}
+    if config is not None:
+        settings = FitConfig.from_yaml(config, **overrides)
+    else:
+        settings = FitConfig(**{key: value for key, value in overrides.items() if value is not None})
+    run_dir = fit(settings, overwrite=overwrite, progress=not no_progress)
+    typer.echo(f"trained to step {_last_step(run_dir)}; weights in {run_dir / 'checkpoints'}")
+
+
+def _last_step(run_dir: Path) -> int:
+    steps = [int(path.stem.removeprefix("step")) for path in (run_dir / "checkpoints").glob("step*.ckpt")]
+    return max(steps, default=0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,24 @@ def lookup_caption(captions: Mapping[str, str], root: Path | None, video: Path) 
         if key in captions:
             return captions[key]
     return None
+
+
+@dataclass(frozen=True)
+class PairDescription:
+    """Which clips make a pair, and the target camera condition (latent frames, 12) relative to the source."""
+
+    scene: Scene
+    source_camera: str
+    target_camera: str
+    camera: np.ndarray
+
+    @property
+    def source_video(self) -> Path:
+        return self.scene.video_path(self.source_camera)
+
+    @property
+    def target_video(self) -> Path:
+        return self.scene.video_path(self.target_camera)
 
 
 class MultiCamPairs(Dataset):
@@ -121,10 +140,10 @@ class MultiCamPairs(Dataset):
         persist, call this before the workers start each epoch (or use persistent_workers=False)."""
         self.epoch = epoch
 
-    def source_camera_index(self, index: int) -> int:
+    def source_camera_index(self, index: int, epoch: int | None = None) -> int:
         """The source camera of item ``index`` (0-based), uniform among the scene's other cameras."""
         target = index % len(CAMERA_NAMES)
-        generator = np.random.default_rng([self.seed, index, self.epoch])
+        generator = np.random.default_rng([self.seed, index, self.epoch if epoch is None else epoch])
         choice = int(generator.integers(len(CAMERA_NAMES) - 1))
         return choice + (choice >= target)  # skip the target camera itself
 
@@ -135,12 +154,13 @@ class MultiCamPairs(Dataset):
     def _clip(self, path: Path) -> torch.Tensor:
         return preprocess_frames(read_video(path, self.num_frames), self.height, self.width)
 
-    def __getitem__(self, index: int) -> dict:
+    def describe(self, index: int, epoch: int | None = None) -> PairDescription:
+        """Item ``index`` without its videos: scene, cameras and condition (``epoch`` default: the current)."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} pairs")
         scene = self.scenes[index // len(CAMERA_NAMES)]
         target = CAMERA_NAMES[index % len(CAMERA_NAMES)]
-        source = CAMERA_NAMES[self.source_camera_index(index)]
+        source = CAMERA_NAMES[self.source_camera_index(index, epoch)]
 
         cameras = read_camera_extrinsics(scene.extrinsics_path)
         for name in (source, target):
@@ -151,14 +171,16 @@ class MultiCamPairs(Dataset):
             raise CameraFileError(scene.extrinsics_path, f"has {frames} frames, {self.num_frames} needed")
         source_poses = ue_to_opencv(cameras[source][: self.num_frames])
         target_poses = ue_to_opencv(cameras[target][: self.num_frames])
-        condition = camera_condition(target_poses, reference=source_poses[0])
+        return PairDescription(scene, source, target, camera_condition(target_poses, reference=source_poses[0]))
 
+    def __getitem__(self, index: int) -> dict:
+        pair = self.describe(index)
         return {
-            "source_video": self._clip(scene.video_path(source)),
-            "target_video": self._clip(scene.video_path(target)),
-            "camera": torch.from_numpy(condition),
-            "caption": self.caption(scene, target),
-            "scene": scene.id,
-            "source_camera": source,
-            "target_camera": target,
+            "source_video": self._clip(pair.source_video),
+            "target_video": self._clip(pair.target_video),
+            "camera": torch.from_numpy(pair.camera),
+            "caption": self.caption(pair.scene, pair.target_camera),
+            "scene": pair.scene.id,
+            "source_camera": pair.source_camera,
+            "target_camera": pair.target_camera,
         }

@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase, UMT5EncoderModel
 from recammaster.cameras import Trajectory, load_trajectory
 from recammaster.cameras.conventions import CONDITION_SIZE, latent_frame_indices
 from recammaster.errors import ModelFilesNotFoundError
-from recammaster.hub import OfficialWeights
+from recammaster.hub import OfficialWeights, find_official_weights
 from recammaster.models.text_encoder import DEFAULT_NEGATIVE_PROMPT, encode_prompt, load_tokenizer, load_umt5_encoder
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import decode_latents, encode_video, load_wan_vae
@@ -45,6 +45,14 @@ class ReCamMasterPipelineOutput(BaseOutput):
     frames: np.ndarray | torch.Tensor
 
 
+def check_video_size(num_frames: int, height: int, width: int) -> None:
+    """4k+1 frames (a ``TrajectoryError`` otherwise) and sides that are multiples of 16 (a ``ValueError``)."""
+    latent_frame_indices(num_frames)
+    for name, value in (("height", height), ("width", width)):
+        if value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
+            raise ValueError(f"{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
+
+
 def check_render_inputs(
     num_frames: int,
     height: int,
@@ -55,10 +63,7 @@ def check_render_inputs(
     trajectory_frames: int | None = None,
 ) -> None:
     """Raise ``ValueError`` naming the argument for anything the model cannot take, before any work."""
-    latent_frame_indices(num_frames)  # 4k+1, or a TrajectoryError saying so
-    for name, value in (("height", height), ("width", width)):
-        if value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
-            raise ValueError(f"{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
+    check_video_size(num_frames, height, width)
     if num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
     if guidance_scale < 1:
@@ -128,6 +133,17 @@ class ReCamMasterPipeline(DiffusionPipeline):
             ),
         )
 
+    @classmethod
+    def load(cls, model_dir: str | Path | None, torch_dtype: torch.dtype = torch.bfloat16) -> ReCamMasterPipeline:
+        """A saved pipeline folder (``model_index.json``), or the official files in ``model_dir`` or the hub cache.
+
+        Raises :class:`ModelFilesNotFoundError` naming what is missing and how to get it.
+        """
+        if model_dir is not None and (Path(model_dir) / "model_index.json").is_file():
+            return cls.from_pretrained(model_dir, torch_dtype=torch_dtype)
+        weights = find_official_weights(model_dir, missing_ok=False)
+        return cls.from_official(weights, torch_dtype=torch_dtype)
+
     # ------------------------------------------------------------------
     # Steps of the recipe
     # ------------------------------------------------------------------
@@ -164,6 +180,41 @@ class ReCamMasterPipeline(DiffusionPipeline):
         elif tuple(latents.shape) != shape:
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
         return latents.to(self._execution_device, self.transformer.dtype)
+
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        source: torch.Tensor,
+        camera: torch.Tensor,
+        positive: torch.Tensor,
+        negative: torch.Tensor | None,
+        sigmas: torch.Tensor,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        callback_on_step_end: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """Euler steps from noisy target ``latents`` to clean ones, the clean ``source`` latents alongside.
+
+        Guidance (with ``negative``) applies when ``guidance_scale`` > 1. Training samples call this too.
+        """
+        target_frames = source.shape[2]
+        use_guidance = guidance_scale > 1.0 and negative is not None
+
+        def velocity(noisy: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+            model_input = torch.cat([noisy, source], dim=2)  # (B, C, 2F, h, w): target first
+            t = timestep.reshape(1).expand(len(noisy)).to(noisy.device, noisy.dtype)  # the DiT sees t in latent dtype
+            predicted = self.transformer(model_input, t, positive, camera).sample[:, :, :target_frames]
+            if use_guidance:
+                unconditional = self.transformer(model_input, t, negative, camera).sample[:, :, :target_frames]
+                predicted = unconditional + guidance_scale * (predicted - unconditional)
+            return predicted
+
+        with self.progress_bar(total=len(sigmas) - 1) as progress:
+
+            def after_step(step: int, current: torch.Tensor) -> torch.Tensor | None:
+                progress.update()
+                return callback_on_step_end(step, current) if callback_on_step_end else None
+
+            return euler_sample(velocity, latents, sigmas, after_step)
 
     # ------------------------------------------------------------------
     # The recipe
@@ -221,24 +272,8 @@ class ReCamMasterPipeline(DiffusionPipeline):
         sigmas = flow_match_sigmas(num_inference_steps, shift)
 
         # 4. Denoise the target half; the clean source latents ride along on the frame axis
-        target_frames = source.shape[2]
-
-        def velocity(noisy: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-            model_input = torch.cat([noisy, source], dim=2)  # (1, C, 2F, h, w): target first
-            t = timestep.reshape(1).to(self._execution_device, noisy.dtype)  # the DiT sees t in the latent dtype
-            predicted = self.transformer(model_input, t, positive, camera).sample[:, :, :target_frames]
-            if use_guidance:
-                unconditional = self.transformer(model_input, t, negative, camera).sample[:, :, :target_frames]
-                predicted = unconditional + guidance_scale * (predicted - unconditional)
-            return predicted
-
-        with self.progress_bar(total=num_inference_steps) as progress:
-
-            def after_step(step: int, current: torch.Tensor) -> torch.Tensor | None:
-                progress.update()
-                return callback_on_step_end(step, current) if callback_on_step_end else None
-
-            latents = euler_sample(velocity, latents, sigmas, after_step)
+        latents = self.denoise(latents, source, camera, positive, negative, sigmas, guidance_scale,
+                               callback_on_step_end)  # fmt: skip
 
         # 5. Decode
         if output_type == "latent":

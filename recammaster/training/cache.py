@@ -36,7 +36,6 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from recammaster.cameras.conventions import latent_frame_indices
 from recammaster.data.multicam import (
     CAMERA_NAMES,
     METADATA_FILE,
@@ -51,7 +50,7 @@ from recammaster.fileio import atomic_output, write_text_atomic
 from recammaster.models.text_encoder import encode_prompt
 from recammaster.models.vae import SPATIAL_FACTOR, TEMPORAL_FACTOR, encode_video
 from recammaster.pipeline import ReCamMasterPipeline
-from recammaster.pipeline.recammaster_pipeline import SIZE_MULTIPLE
+from recammaster.pipeline.recammaster_pipeline import check_video_size
 from recammaster.video import VideoError, preprocess_frames, read_video
 
 CACHE_SUFFIX = ".safetensors"  # appended to the video's name: cam01.mp4.safetensors
@@ -195,6 +194,17 @@ def read_empty_prompt(cache_dir: str | Path) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
+def read_cache_settings(cache_dir: str | Path) -> dict[str, Any]:
+    """The settings ``cache.json`` records (height, width, num_frames, ...), for readers of the cache."""
+    path = Path(cache_dir) / SETTINGS_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise CacheError(f"{path}: not found; is {cache_dir} a `recammaster train data-process` output?") from error
+    except (OSError, json.JSONDecodeError) as error:
+        raise CacheError(f"{path}: unreadable ({error})") from error
+
+
 def _check_settings(cache_dir: Path, settings: Mapping[str, Any]) -> None:
     """Refuse a cache folder whose ``cache.json`` disagrees with ``settings`` on any setting both hold."""
     path = cache_dir / SETTINGS_FILE
@@ -227,10 +237,10 @@ def check_cache_inputs(
     Returns the dataset root (the folder holding ``train/``, or a lone scene folder) and every clip in order:
     camera i % 10 of scene i // 10, as :class:`~recammaster.data.MultiCamPairs` numbers its items.
     """
-    latent_frame_indices(num_frames)  # 4k+1, or an error saying so
-    for name, value in (("height", height), ("width", width)):
-        if value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
-            raise CacheError(f"{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
+    try:
+        check_video_size(num_frames, height, width)  # 4k+1 frames (its own error), sides multiples of 16
+    except ValueError as error:
+        raise CacheError(str(error)) from error
     if max_sequence_length < 1:
         raise CacheError(f"max_sequence_length must be at least 1, got {max_sequence_length}")
     root = Path(dataset_root) if is_scene_folder(Path(dataset_root)) else locate_root(dataset_root)

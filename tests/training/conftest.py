@@ -7,7 +7,7 @@ import torch
 
 from recammaster.pipeline import ReCamMasterPipeline
 from tests.data.conftest import multicam_root  # noqa: F401
-from tests.pipeline.conftest import tiny_components
+from tests.pipeline.conftest import source_video, tiny_components  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +28,7 @@ def pipeline_dir(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_pipeline(pipeline_dir: Path) -> ReCamMasterPipeline:
     """The saved pipeline loaded back in float32 on the CPU, as ``train data-process --device cpu`` loads it."""
     return ReCamMasterPipeline.load(pipeline_dir, torch_dtype=torch.float32)
+
+
+# the captioned dataset and its cache, shared by the cache and the fitting tests
+from tests.training.test_cache import cached, dataset  # noqa: E402, F401

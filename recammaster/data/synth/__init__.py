@@ -5,7 +5,7 @@ from recammaster.data.synth.characters import ANIMATIONS, CharacterSpec, pose_ch
 from recammaster.data.synth.engine import SynthResult, make_scene, render_scene, synthesize, to_render_scene
 from recammaster.data.synth.render import RenderOutput, RenderScene, RenderTensors, render, render_tensors
 from recammaster.data.synth.scene import SceneSpec, describe_scene, sample_scene
-from recammaster.data.synth.stream import SyntheticPairStream
+from recammaster.data.synth.stream import SyntheticPairs, SyntheticPairStream
 
 __all__ = [
     "ANIMATIONS",
@@ -16,6 +16,7 @@ __all__ = [
     "SceneSpec",
     "SynthResult",
     "SyntheticPairStream",
+    "SyntheticPairs",
     "describe_scene",
     "make_scene",
     "pose_character",

@@ -113,18 +113,21 @@ class SyntheticPairStream:
         """The pairs of scene ``index``, one dict each (videos on the device, unbatched)."""
         spec = make_scene(self.seed, index, self.num_frames)
         images = self.render(spec)
-        caption = describe_scene(spec)
         for source, target in draw_pairs(self.seed, index, self.pairs_per_scene):
-            condition = camera_condition(spec.trajectories[target].poses, reference=spec.trajectories[source].poses[0])
-            yield {
-                "source_video": self.to_video(images[source]),
-                "target_video": self.to_video(images[target]),
-                "camera": torch.from_numpy(condition).to(self.device),
-                "caption": caption,
-                "scene": index,
-                "source_camera": source,
-                "target_camera": target,
-            }
+            yield self.pair(spec, images, index, source, target)
+
+    def pair(self, spec: SceneSpec, images: torch.Tensor, index: int, source: int, target: int) -> dict:
+        """One training pair of a rendered scene: the target camera relative to the source's frame 0."""
+        condition = camera_condition(spec.trajectories[target].poses, reference=spec.trajectories[source].poses[0])
+        return {
+            "source_video": self.to_video(images[source]),
+            "target_video": self.to_video(images[target]),
+            "camera": torch.from_numpy(condition).to(self.device),
+            "caption": describe_scene(spec),
+            "scene": index,
+            "source_camera": source,
+            "target_camera": target,
+        }
 
     def __iter__(self) -> Iterator[dict]:
         pending: list[dict] = []
@@ -145,3 +148,27 @@ class SyntheticPairStream:
         for key in ("caption", "scene", "source_camera", "target_camera"):
             batch[key] = [p[key] for p in pairs]
         return batch
+
+
+class SyntheticPairs(SyntheticPairStream):
+    """The stream's pairs by number, for samplers: pair ``key`` is pair ``key % pairs_per_scene`` of scene
+    ``first_scene + key // pairs_per_scene``, the same pair the stream yields at that position.
+
+    There is no end and no ``len``. The last rendered scene is kept, so consecutive keys of one scene
+    render it once. Items are unbatched dicts on ``device`` (use a DataLoader without workers on a GPU).
+    """
+
+    def __init__(self, seed: int = 0, size: int = 64, num_frames: int = NUM_FRAMES, **options) -> None:
+        super().__init__(seed, size, num_frames, **options)
+        self._rendered: tuple[int, SceneSpec, torch.Tensor] | None = None
+
+    def __getitem__(self, key: int) -> dict:
+        if key < 0:
+            raise IndexError(f"pair numbers start at 0, got {key}")
+        index, offset = self.first_scene + key // self.pairs_per_scene, key % self.pairs_per_scene
+        if self._rendered is None or self._rendered[0] != index:
+            spec = make_scene(self.seed, index, self.num_frames)
+            self._rendered = (index, spec, self.render(spec))
+        _, spec, images = self._rendered
+        source, target = draw_pairs(self.seed, index, self.pairs_per_scene)[offset]
+        return self.pair(spec, images, index, source, target)

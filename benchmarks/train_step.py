@@ -1,0 +1,107 @@
+"""Seconds per training step, tokens per second and peak memory of ReCamMaster-1.3B training on one GPU.
+
+The real training path: ``ReCamMasterTraining`` under a Lightning ``Trainer`` with bf16-mixed precision,
+random 1.3B weights (frozen bf16, trained float32), batch 1 of random cached latents at 81 frames and
+480x832 (target + source = 65,520 tokens), upstream's AdamW. Each variant runs ``--steps`` steps after
+one warm-up step; the table gives the median step.
+
+    python benchmarks/train_step.py                     # upstream's trainable set, gradient checkpointing
+    python benchmarks/train_step.py --variants all      # also without checkpointing, and LoRA
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import lightning as L
+import torch
+from torch.utils.data import Dataset
+
+from benchmarks.common import random_model, report
+from recammaster.models.configs import transformer_config
+from recammaster.models.transformer import ReCamMasterTransformer3DModel
+from recammaster.training.module import ReCamMasterTraining
+from recammaster.training.trainable import count_trainable
+
+LATENT_SHAPE = (16, 21, 60, 104)  # 81 frames, 480 x 832
+TOKENS = 2 * 21 * 30 * 52  # target + source after 2x2 patches
+
+
+class RandomLatents(Dataset):
+    def __len__(self) -> int:
+        return 1 << 20
+
+    def __getitem__(self, index: int) -> dict:
+        generator = torch.Generator().manual_seed(index)
+        return {
+            "target_latents": torch.randn(LATENT_SHAPE, generator=generator).bfloat16(),
+            "source_latents": torch.randn(LATENT_SHAPE, generator=generator).bfloat16(),
+            "text": torch.randn(512, 4096, generator=generator).bfloat16(),
+            "camera": torch.randn(21, 12, generator=generator) * 0.1,
+        }
+
+
+class StepTimer(L.Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_start(self, *_) -> None:
+        torch.cuda.synchronize()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, *_) -> None:
+        torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self._start)
+        if len(self.times) == 1:
+            torch.cuda.reset_peak_memory_stats()
+
+
+def measure(trainable: str, checkpointing: bool, steps: int) -> tuple:
+    device = torch.device("cuda")
+    transformer = random_model(lambda: ReCamMasterTransformer3DModel(**transformer_config("wan2.1-t2v-1.3b")),
+                               device, torch.bfloat16)  # fmt: skip
+    module = ReCamMasterTraining(transformer, trainable=trainable, gradient_checkpointing=checkpointing)
+    timer = StepTimer()
+    trainer = L.Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=steps + 1, logger=False,
+                        callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    loader = torch.utils.data.DataLoader(RandomLatents(), batch_size=1, num_workers=2)
+    try:
+        trainer.fit(module, train_dataloaders=loader)
+    except torch.OutOfMemoryError:
+        return (trainable, "on" if checkpointing else "off", count_trainable(module) / 1e6, float("nan"),
+                float("nan"), float("nan"))  # fmt: skip
+    finally:
+        del trainer
+    step = statistics.median(timer.times[1:])
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    result = (trainable, "on" if checkpointing else "off", count_trainable(module) / 1e6, step, TOKENS / step, peak)
+    del module, transformer
+    torch.cuda.empty_cache()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--variants", choices=("upstream", "all"), default="upstream")
+    arguments = parser.parse_args()
+    variants = [("camera-attention", True)]
+    if arguments.variants == "all":
+        variants += [("lora", True), ("camera-attention", False)]
+    rows = []
+    for trainable, checkpointing in variants:
+        rows.append(measure(trainable, checkpointing, arguments.steps))
+        print(rows[-1], flush=True)
+    report(
+        f"ReCamMaster-1.3B training step, batch 1, 81 frames 480x832 ({TOKENS:,} tokens), bf16-mixed, "
+        f"{torch.cuda.get_device_name()}",
+        ["trainable", "grad. checkpointing", "trained (M)", "s / step", "tokens / s", "peak GiB"],
+        rows, ["s", "s", ".1f", ".2f", ",.0f", ".1f"], "train_step",
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

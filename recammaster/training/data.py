@@ -1,0 +1,105 @@
+"""What a training run reads, in an order that survives interruption.
+
+:class:`TrainingOrder` numbers every sample a run will ever see: this rank's q-th sample is the run's
+sample g = q * world_size + rank, which is item g % n of the permutation for epoch g // n (seeded by the
+run's seed and the epoch). A run resumed at optimizer step s starts at q = s * accumulation * batch size,
+so it sees exactly the samples the uninterrupted run would have. Datasets here take the sampler's
+``(index, epoch)`` keys; the epoch also seeds the random choice of source camera, as upstream redraws it.
+
+Two sources of pairs: :class:`CachedPairs` (MultiCamVideo clips encoded once by ``train data-process``)
+and the synthetic engine's :class:`recammaster.data.synth.SyntheticPairs`, rendered on the fly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from recammaster.data.multicam import DatasetError
+from recammaster.data.pairs import MultiCamPairs
+from recammaster.training.cache import find_cached_clip, read_cache_settings, read_cached_clip, read_empty_prompt
+
+
+class TrainingOrder(Sampler):
+    """An endless sequence of sample keys for one rank, starting at this rank's sample ``start``.
+
+    With ``num_items`` the keys are ``(index, epoch)`` (a new permutation every epoch); without (an
+    endless source such as the synthetic engine) the key is the run's sample number g itself.
+    """
+
+    def __init__(
+        self, num_items: int | None, *, seed: int = 0, start: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if num_items is not None and num_items < 1:
+            raise ValueError("the dataset is empty")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        self.num_items, self.seed, self.start, self.rank, self.world_size = num_items, seed, start, rank, world_size
+
+    @lru_cache(maxsize=2)  # noqa: B019 - one sampler per run; the cache holds two permutations
+    def permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+
+    def key(self, sample: int) -> int | tuple[int, int]:
+        """The key of the run's sample number ``sample``."""
+        if self.num_items is None:
+            return sample
+        epoch, offset = divmod(sample, self.num_items)
+        return int(self.permutation(epoch)[offset]), epoch
+
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        position = self.start
+        while True:
+            yield self.key(position * self.world_size + self.rank)
+            position += 1
+
+
+class CachedPairs(Dataset):
+    """MultiCamVideo pairs (upstream's pairing, see :class:`MultiCamPairs`) from cached latents.
+
+    Args:
+        dataset: the MultiCamVideo root (for the scenes and their camera files).
+        cache_dir: where ``train data-process`` wrote the latents; None looks only for upstream's
+            ``<video>.tensors.pth`` beside each video.
+        seed: seeds the source-camera draws together with the key.
+
+    Items: ``target_latents``, ``source_latents`` (C, F, h, w), ``text`` (L, D) the target caption's
+    embedding, ``camera`` (F, 12) float32. A clip without a cache file is an error naming it. Clips are
+    as long as the cache says (upstream's files beside the videos: 81 frames).
+    """
+
+    def __init__(self, dataset: str | Path, cache_dir: str | Path | None, *, seed: int = 0) -> None:
+        num_frames = 81 if cache_dir is None else int(read_cache_settings(cache_dir)["num_frames"])
+        self.pairs = MultiCamPairs(dataset, seed=seed, num_frames=num_frames)
+        self.dataset_root = self.pairs.root or Path(dataset)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def empty_text(self) -> torch.Tensor | None:
+        """The empty caption's embedding when the cache has it (for text dropout and sample guidance)."""
+        return None if self.cache_dir is None else read_empty_prompt(self.cache_dir)
+
+    def _latents(self, video: Path):
+        path = find_cached_clip(self.cache_dir, self.dataset_root, video)
+        if path is None:
+            where = f"in {self.cache_dir}" if self.cache_dir is not None else "beside the video"
+            raise DatasetError(f"{video}: no cached latents {where}; run `recammaster train data-process` first")
+        return read_cached_clip(path)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        pair = self.pairs.describe(index, epoch)
+        target, source = self._latents(pair.target_video), self._latents(pair.source_video)
+        return {
+            "target_latents": target.latents,
+            "source_latents": source.latents,
+            "text": target.context,
+            "camera": torch.from_numpy(pair.camera),
+        }

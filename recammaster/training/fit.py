@@ -1,0 +1,287 @@
+"""``fit``: one training run from a config, resumable, on one GPU, several, or several hosts.
+
+A run lives in one folder: ``config.yaml`` (what was asked), ``checkpoints/step{N}.ckpt`` (official-format
+weights), ``trainer_state/last.ckpt`` (what resuming needs), ``logs/`` (CSV, and TensorBoard when
+installed) and ``samples/``. Running the same command again resumes from ``trainer_state/last.ckpt`` at the
+same step, with the same data order and the same random draws. Starting a different run in a folder
+that holds one is refused unless asked (``overwrite``).
+
+The base model is the official Wan2.1/ReCamMaster files or a saved pipeline (``model_dir``), or a fresh
+transformer of a named size trained from scratch (``from_scratch``) with the VAE and text encoder of
+``model_dir``. Data is cached MultiCamVideo latents (``data: cached``) or the synthetic engine rendering
+pairs on the fly (``data: synthetic``). Several GPUs: ``devices``/``num_nodes`` with ``strategy`` ddp,
+fsdp or deepspeed_stage_1/2 (deepspeed when installed); launch with ``torchrun`` or SLURM's ``srun``,
+which Lightning detects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset
+
+from recammaster.data.synth import SyntheticPairs
+from recammaster.errors import OutputExistsError, ReCamMasterError
+from recammaster.fileio import write_text_atomic
+from recammaster.models.configs import transformer_config
+from recammaster.models.transformer import ReCamMasterTransformer3DModel
+from recammaster.models.weights import load_transformer
+from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
+from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TrainerState
+from recammaster.training.data import CachedPairs, TrainingOrder
+from recammaster.training.module import ReCamMasterTraining
+from recammaster.training.objective import ConditionAugmentation
+from recammaster.training.trainable import TRAINABLE_SETS
+
+STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_1", "deepspeed_stage_2")
+DATA_SOURCES = ("cached", "synthetic")
+STATE_FILE = "trainer_state/last.ckpt"
+# Options a resumed run may change: they decide how long and how loudly it runs, not what it computes.
+RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "checkpoint_every", "sample_every", "sample_count",
+                               "sample_steps", "log_every", "num_workers", "logger"})  # fmt: skip
+
+
+@dataclass
+class FitConfig:
+    """Everything a run depends on. Field names are the YAML keys and, with dashes, the CLI options."""
+
+    output_dir: str = "runs/recammaster"
+    # model
+    model_dir: str | None = None
+    from_scratch: bool = False
+    model_config: str | dict[str, Any] | None = None
+    init_checkpoint: str | None = None  # official-format weights to start from (upstream's --resume_ckpt_path)
+    trainable: str = "camera-attention"
+    lora_rank: int = 64
+    # data
+    data: str = "cached"
+    dataset: str | None = None
+    cache_dir: str | None = None
+    height: int = 480
+    width: int = 832
+    num_frames: int = 81
+    pairs_per_scene: int = 10
+    batch_size: int = 1
+    num_workers: int = 0
+    # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    max_steps: int = 1000
+    max_minutes: float | None = None  # stop (and save the trainer state) after this long
+    accumulate_grad_batches: int = 1
+    gradient_checkpointing: bool = True
+    precision: str | None = None  # default: bf16-mixed on GPU, 32 on CPU
+    seed: int = 0
+    # the paper's tricks (off: upstream's released recipe)
+    condition_noise: list[float] | None = None
+    condition_drop: float = 0.0
+    text_drop: float = 0.0
+    # hardware
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    # outputs
+    checkpoint_every: int = 1000
+    checkpoint_dtype: str = "bfloat16"
+    sample_every: int = 0
+    sample_count: int = 2
+    sample_steps: int = 20
+    log_every: int = 10
+    logger: str = "csv"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> FitConfig:
+        """A config file's values, then ``overrides`` (those not None) on top; unknown keys are an error."""
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ReCamMasterError(f"{path}: not a readable YAML config ({error})") from error
+        if not isinstance(values, dict):
+            raise ReCamMasterError(f"{path}: a config is a mapping of option: value")
+        values = {key.replace("-", "_"): value for key, value in values.items()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise ReCamMasterError(f"{path}: unknown options {', '.join(unknown)}")
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def check(self) -> None:
+        """Raise naming the option for anything that cannot work, before any model loads."""
+        problems = []
+        if self.trainable not in TRAINABLE_SETS:
+            problems.append(f"trainable must be one of {', '.join(TRAINABLE_SETS)}, got {self.trainable!r}")
+        if self.data not in DATA_SOURCES:
+            problems.append(f"data must be one of {', '.join(DATA_SOURCES)}, got {self.data!r}")
+        if self.data == "cached" and not self.dataset:
+            problems.append("data: cached needs dataset (the MultiCamVideo folder) and cache_dir")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+            problems.append(f"strategy {self.strategy} needs deepspeed: pip install deepspeed")
+        if self.from_scratch and self.model_config is None:
+            problems.append("from_scratch needs model_config (a size name or constructor arguments)")
+        if not self.from_scratch and self.model_dir is None and self.data == "synthetic":
+            problems.append("data: synthetic needs model_dir (its VAE and text encoder encode the frames)")
+        for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.logger not in ("csv", "tensorboard"):
+            problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
+        if self.condition_noise is not None and len(self.condition_noise) != 2:
+            problems.append(f"condition_noise is two timesteps [low, high], got {self.condition_noise}")
+        if problems:
+            raise ReCamMasterError("training config: " + "; ".join(problems))
+
+    def augmentation(self) -> ConditionAugmentation:
+        noise = tuple(self.condition_noise) if self.condition_noise is not None else None
+        try:
+            return ConditionAugmentation(noise, self.condition_drop, self.text_drop)
+        except ValueError as error:
+            raise ReCamMasterError(f"training config: {error}") from error
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+
+class PairsDataModule(L.LightningDataModule):
+    """Batches in :class:`TrainingOrder`, starting where the run stands (so a resumed run continues its order)."""
+
+    def __init__(self, dataset: Dataset, *, endless: bool, batch_size: int, seed: int, num_workers: int) -> None:
+        super().__init__()
+        self.dataset, self.endless = dataset, endless
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        if self.endless:  # the synthetic engine renders on this process's device
+            self.dataset.device = trainer.strategy.root_device
+        start = trainer.global_step * trainer.accumulate_grad_batches * self.batch_size
+        order = TrainingOrder(None if self.endless else len(self.dataset), seed=self.seed, start=start,
+                              rank=trainer.global_rank, world_size=trainer.world_size)  # fmt: skip
+        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=order, num_workers=self.num_workers)
+
+
+def _load_models(config: FitConfig, dtype: torch.dtype) -> tuple[ReCamMasterTransformer3DModel, Any]:
+    """The transformer to train and the pipeline whose VAE and text encoder it may use (or None)."""
+    pipeline = ReCamMasterPipeline.load(config.model_dir, torch_dtype=dtype) if config.model_dir else None
+    if config.from_scratch:
+        arguments = config.model_config
+        arguments = transformer_config(arguments) if isinstance(arguments, str) else dict(arguments)
+        transformer = ReCamMasterTransformer3DModel(**arguments)
+    else:
+        if pipeline is None:
+            raise ReCamMasterError("training config: model_dir (the weights to fine-tune) or from_scratch is needed")
+        transformer = pipeline.transformer
+    if config.init_checkpoint:
+        arguments = {key: value for key, value in transformer.config.items() if not key.startswith("_")}
+        transformer = load_transformer(config.init_checkpoint, config=arguments, torch_dtype=dtype)
+    return transformer, pipeline
+
+
+def _dataset(config: FitConfig, device: torch.device) -> tuple[Dataset, bool]:
+    if config.data == "cached":
+        return CachedPairs(config.dataset, config.cache_dir, seed=config.seed), False
+    dataset = SyntheticPairs(seed=config.seed, num_frames=config.num_frames, height=config.height, width=config.width,
+                             device=device, pairs_per_scene=config.pairs_per_scene)  # fmt: skip
+    return dataset, True
+
+
+def _strategy(config: FitConfig) -> Any:
+    if config.strategy == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        from recammaster.models.transformer import ReCamMasterTransformerBlock
+
+        return FSDPStrategy(auto_wrap_policy={ReCamMasterTransformerBlock}, state_dict_type="full",
+                            use_orig_params=True)  # fmt: skip  # frozen and trained weights share wrapped units
+    return config.strategy
+
+
+def _logger(config: FitConfig, run_dir: Path) -> Any:
+    """A logger writing to ``logs/chunk{k}``: one folder per invocation, so a resumed run never loses old logs."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    chunk = f"chunk{len(list((run_dir / 'logs').glob('chunk*'))):03d}"
+    logger_class = TensorBoardLogger if config.logger == "tensorboard" else CSVLogger
+    return logger_class(run_dir, name="logs", version=chunk)
+
+
+def prepare_run_dir(config: FitConfig, *, overwrite: bool = False) -> tuple[Path, Path | None]:
+    """The run folder, and the trainer state to resume from when it holds the same run."""
+    run_dir = Path(config.output_dir)
+    saved = run_dir / "config.yaml"
+    state = run_dir / STATE_FILE
+    if saved.is_file() and not overwrite:
+        before = yaml.safe_load(saved.read_text()) or {}
+        now = dataclasses.asdict(config)
+        if changed := sorted(key for key in set(before) | set(now) if key not in RESUMABLE_CHANGES
+                             and before.get(key) != now.get(key)):  # fmt: skip
+            raise OutputExistsError(
+                f"{run_dir}: holds a run with a different {', '.join(changed)} ({saved}); pick another "
+                "output_dir, or pass --overwrite to start over there"
+            )
+        write_text_atomic(saved, config.to_yaml(), overwrite=True)
+        return run_dir, state if state.is_file() else None
+    if overwrite and run_dir.exists():
+        for name in ("config.yaml", "trainer_state", "checkpoints", "logs", "samples"):
+            target = run_dir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    write_text_atomic(saved, config.to_yaml(), overwrite=True)
+    return run_dir, None
+
+
+def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) the run ``config`` describes; returns the run folder."""
+    config.check()
+    augmentation = config.augmentation()
+    run_dir, resume_from = prepare_run_dir(config, overwrite=overwrite)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    on_gpu = torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
+    precision = config.precision or ("bf16-mixed" if on_gpu else "32-true")
+    dtype = torch.bfloat16 if on_gpu else torch.float32
+    local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))  # torchrun, srun, Lightning
+    device = torch.device("cuda", local_rank) if on_gpu else torch.device("cpu")
+    dataset, endless = _dataset(config, device)  # before the models: a missing cache fails in a second
+    transformer, pipeline = _load_models(config, dtype)
+    empty_text = dataset.empty_text() if isinstance(dataset, CachedPairs) else None
+    module = ReCamMasterTraining(
+        transformer, trainable=config.trainable, lora_rank=config.lora_rank, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, augmentation=augmentation,
+        gradient_checkpointing=config.gradient_checkpointing, seed=config.seed,
+        vae=pipeline.vae if pipeline is not None else None,
+        text_encoder=pipeline.text_encoder if pipeline is not None and config.data == "synthetic" else None,
+        tokenizer=pipeline.tokenizer if pipeline is not None else None, empty_text=empty_text,
+    )  # fmt: skip
+    callbacks: list[L.Callback] = [
+        OfficialCheckpoints(run_dir, config.checkpoint_every, getattr(torch, config.checkpoint_dtype)),
+        TrainerState(run_dir / STATE_FILE, config.checkpoint_every),
+    ]
+    if config.sample_every > 0 and pipeline is not None:
+        held_out = _dataset(dataclasses.replace(config, seed=config.seed + 1), device)[0] if endless else dataset
+        examples = [held_out[index if endless else (index, 0)] for index in range(config.sample_count)]
+        callbacks.append(SampleVideos(run_dir, examples, config.sample_every, num_inference_steps=config.sample_steps))
+    trainer = L.Trainer(
+        accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+        strategy=_strategy(config), precision=precision, max_steps=config.max_steps,
+        accumulate_grad_batches=config.accumulate_grad_batches, log_every_n_steps=config.log_every,
+        max_time={"minutes": config.max_minutes} if config.max_minutes else None,
+        logger=_logger(config, run_dir), callbacks=callbacks, use_distributed_sampler=False,
+        enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False, default_root_dir=run_dir,
+    )  # fmt: skip
+    datamodule = PairsDataModule(dataset, endless=endless, batch_size=config.batch_size, seed=config.seed,
+                                 num_workers=0 if endless else config.num_workers)  # fmt: skip
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    return run_dir

@@ -1,0 +1,58 @@
+"""Upstream's training noise schedule: which noise level a step trains on, and how much its loss counts.
+
+Spec ``upstream-recammaster.md`` §2.5: the 1000 training sigmas are the sampler's schedule with 1000
+steps (shift 5), t_i = 1000 sigma_i. A step draws i uniformly, rounds t_i to bfloat16 (the DiT sees that
+rounded t), and then trains on the sigma, and with the weight, of the schedule entry nearest the rounded
+t. The weight is a Gaussian bump around t = 500, shifted to 0 at its minimum and scaled to mean 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from recammaster.pipeline.sampler import DEFAULT_SHIFT, NUM_TRAIN_TIMESTEPS, flow_match_sigmas
+
+
+def loss_weights(timesteps: torch.Tensor) -> torch.Tensor:
+    """w_i = y_i' * N / sum(y') with y_i = exp(-2 ((t_i - 500) / 1000)^2) and y' = y - min(y)."""
+    bump = torch.exp(-2 * ((timesteps - NUM_TRAIN_TIMESTEPS / 2) / NUM_TRAIN_TIMESTEPS) ** 2)
+    bump = bump - bump.min()
+    return bump * len(timesteps) / bump.sum()
+
+
+@dataclass(frozen=True)
+class TrainingDraw:
+    """One sample's noise level: ``timestep`` as the DiT sees it (bf16-rounded), ``sigma`` and loss ``weight``."""
+
+    timestep: torch.Tensor
+    sigma: torch.Tensor
+    weight: torch.Tensor
+
+
+class TrainingSchedule:
+    """The 1000-entry training schedule, with upstream's draw (index, bf16 rounding, nearest entry)."""
+
+    def __init__(self, num_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = DEFAULT_SHIFT) -> None:
+        self.sigmas = flow_match_sigmas(num_timesteps, shift)[:-1]
+        self.timesteps = self.sigmas * NUM_TRAIN_TIMESTEPS
+        self.weights = loss_weights(self.timesteps)
+
+    def nearest(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Index of the schedule entry nearest each timestep (the first one on a tie, as argmin)."""
+        return (self.timesteps[None, :] - timesteps.float()[:, None]).abs().argmin(dim=1)
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> TrainingDraw:
+        """``batch_size`` noise levels, each from a uniform index, as upstream draws one per sample."""
+        index = torch.randint(0, len(self.timesteps), (batch_size,), generator=generator)
+        timestep = self.timesteps[index].to(torch.bfloat16)
+        entry = self.nearest(timestep)
+        return TrainingDraw(timestep.float(), self.sigmas[entry], self.weights[entry])
+
+    def between(self, low: float, high: float, batch_size: int, generator: torch.Generator | None = None):
+        """Sigmas of uniform random schedule entries with low <= t <= high (for noising the condition)."""
+        inside = torch.nonzero((self.timesteps >= low) & (self.timesteps <= high)).flatten()
+        if len(inside) == 0:
+            raise ValueError(f"no training timestep lies in [{low}, {high}]")
+        return self.sigmas[inside[torch.randint(0, len(inside), (batch_size,), generator=generator)]]
