@@ -24,6 +24,10 @@ RENDER_EXAMPLES = """Examples:
   recammaster render dance.mp4 -t arc-left -p "A couple dances on a street at dusk." -o arc.mp4 --side-by-side
 
   recammaster render --dataset_path example_test_data --cam_type 3    # upstream's batch layout
+
+  torchrun --nproc_per_node 4 -m recammaster.cli render dance.mp4 -t 3 -p "..."   # one video on 4 GPUs
+
+  torchrun --nproc_per_node 8 -m recammaster.cli render --dataset_path videos/ --cam_type 3   # 8 videos at once
 """
 OFFLOAD_MODES = ("none", "model", "group")
 
@@ -207,17 +211,28 @@ def render_command(
     # 2. The model, then one video after another
     import torch
 
+    from recammaster.pipeline.parallel import enable_multi_gpu, init_distributed, plan_layout
     from recammaster.video import probe_video, read_video, write_video
     from recammaster.video import side_by_side as compose
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rank, world, device = init_distributed(device)
+    if world > 1 and dataset_path is not None:
+        jobs = jobs[rank::world]  # a batch: one worker per GPU, each with its own videos
     pipeline = load_pipeline(model_dir, device, offload, checkpoint)
-    for job in tqdm(jobs, desc="videos", unit="video", disable=len(jobs) == 1):
+    if world > 1 and dataset_path is None:  # one video: every GPU works on it
+        layout = plan_layout(world, pipeline.transformer.config.num_attention_heads, guidance=guidance > 1)
+        enable_multi_gpu(pipeline, layout, torch.device(device).type)
+        if rank == 0:
+            typer.echo(f"{world} processes: {layout}")
+    writes = world == 1 or dataset_path is not None or rank == 0
+    for job in tqdm(jobs, desc="videos", unit="video", disable=len(jobs) <= 1):
         source = read_video(job.video, frames, fit=fit)
         result = pipeline(
             source, camera, job.prompt, height=height, width=width, num_frames=frames, num_inference_steps=steps,
             guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed),
         ).frames  # fmt: skip
+        if not writes:
+            continue
         rate = fps or probe_video(job.video).fps
         write_video(job.output, result, fps=rate, overwrite=overwrite)
         typer.echo(f"wrote {job.output}")

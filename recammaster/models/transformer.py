@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import register_to_config
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.transformers.transformer_wan import WanTransformer3DModel, WanTransformerBlock
 from torch import nn
@@ -26,15 +27,19 @@ from torch import nn
 CAMERA_CONDITION_SIZE = 12  # the top 3x4 of a relative camera-to-world pose, row-major
 
 
-def tile_camera_embedding(camera_features: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Per-latent-frame camera features (B, Fc, D) -> (B, num_frames, D), repeating the Fc frames.
+class CameraTokens(nn.Module):
+    """The camera condition of every token: (B, Fc, 12) -> (B, frames x tokens per frame, 12).
 
-    With target and source concatenated (num_frames = 2 Fc), frame j and frame Fc + j get camera j.
+    Latent frame j of the target and frame Fc + j of the source both get camera j. A module of its own
+    so that context parallelism can split its output along the sequence like the tokens themselves.
     """
-    camera_frames = camera_features.shape[1]
-    if num_frames % camera_frames:
-        raise ValueError(f"{num_frames} latent frames cannot be tiled by {camera_frames} camera frames")
-    return camera_features.repeat(1, num_frames // camera_frames, 1)
+
+    def forward(self, camera: torch.Tensor, num_frames: int, tokens_per_frame: int) -> torch.Tensor:
+        camera_frames = camera.shape[1]
+        if num_frames % camera_frames:
+            raise ValueError(f"{num_frames} latent frames cannot be tiled by {camera_frames} camera frames")
+        per_frame = camera.repeat(1, num_frames // camera_frames, 1)  # (B, F, 12)
+        return per_frame.repeat_interleave(tokens_per_frame, dim=1)
 
 
 class Float64Timesteps(nn.Module):
@@ -82,22 +87,16 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         encoder_hidden_states: torch.Tensor,
         temb: torch.Tensor,
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
-        camera: torch.Tensor,
-        frame_shape: tuple[int, int],
+        camera_tokens: torch.Tensor,
     ) -> torch.Tensor:
-        """``camera`` (B, Fc, 12); ``frame_shape`` = (latent frames, tokens per frame) of hidden_states."""
+        """``camera_tokens`` (B, L, 12): each token's camera, from :class:`CameraTokens`."""
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.scale_shift_table + temb.float()).chunk(
             6, dim=1
         )
-        batch_size, num_tokens, dim = hidden_states.shape
-        num_frames, tokens_per_frame = frame_shape
 
         # 1. Self-attention, with the camera added to its input and the projector on its output
         norm_hidden_states = (self.norm1(hidden_states.float()) * (1 + scale_msa) + shift_msa).type_as(hidden_states)
-        camera_features = tile_camera_embedding(self.cam_encoder(camera.to(hidden_states.dtype)), num_frames)
-        norm_hidden_states = (
-            norm_hidden_states.view(batch_size, num_frames, tokens_per_frame, dim) + camera_features[:, :, None]
-        ).view(batch_size, num_tokens, dim)
+        norm_hidden_states = norm_hidden_states + self.cam_encoder(camera_tokens.to(hidden_states.dtype))
         attn_output = self.projector(self.attn1(norm_hidden_states, None, None, rotary_emb))
         hidden_states = (hidden_states.float() + attn_output * gate_msa).type_as(hidden_states)
 
@@ -132,6 +131,18 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
 
     _no_split_modules = ["ReCamMasterTransformerBlock"]
     _repeated_blocks = ["ReCamMasterTransformerBlock"]
+    # Context parallelism (``enable_parallelism``): tokens, their rotary angles and their cameras are split
+    # along the sequence before the first block and gathered after the head; self-attention exchanges
+    # keys and values (Ulysses or ring); cross-attention sees the whole caption on every rank.
+    _cp_plan = {
+        "rope": {
+            0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+            1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+        },
+        "camera_tokens": {0: ContextParallelInput(split_dim=1, expected_dims=3, split_output=True)},
+        "blocks.0": {"hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
 
     @register_to_config
     def __init__(
@@ -168,6 +179,7 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
             ]
         )
         self.condition_embedder.timesteps_proj = Float64Timesteps(freq_dim)
+        self.camera_tokens = CameraTokens()
 
     def reset_camera_layers(self) -> None:
         """Re-initialise every camera encoder and projector (as upstream does when it attaches them)."""
@@ -210,9 +222,9 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         timestep_proj = timestep_proj.unflatten(1, (6, -1))  # (B, 6, D)
 
         # 3. Blocks
-        frame_shape = (frames, rows * columns)
+        camera_tokens = self.camera_tokens(camera, frames, rows * columns)
         for block in self.blocks:
-            arguments = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, camera, frame_shape)
+            arguments = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, camera_tokens)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 hidden_states = self._gradient_checkpointing_func(block, *arguments)
             else:

@@ -30,6 +30,7 @@ from recammaster.models.text_encoder import DEFAULT_NEGATIVE_PROMPT, encode_prom
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import decode_latents, encode_video, load_wan_vae
 from recammaster.models.weights import load_transformer
+from recammaster.pipeline.parallel import guided_velocity
 from recammaster.pipeline.sampler import DEFAULT_SHIFT, euler_sample, flow_match_sigmas
 from recammaster.video import postprocess_frames, preprocess_frames
 
@@ -199,12 +200,20 @@ class ReCamMasterPipeline(DiffusionPipeline):
         target_frames = source.shape[2]
         use_guidance = guidance_scale > 1.0 and negative is not None
 
+        group = getattr(self, "guidance_group", None)  # set by recammaster.pipeline.parallel.enable_multi_gpu
+
         def velocity(noisy: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
             model_input = torch.cat([noisy, source], dim=2)  # (B, C, 2F, h, w): target first
             t = timestep.reshape(1).expand(len(noisy)).to(noisy.device, noisy.dtype)  # the DiT sees t in latent dtype
-            predicted = self.transformer(model_input, t, positive, camera).sample[:, :, :target_frames]
+            if use_guidance and group is not None:  # the two branches on two halves of the GPUs
+                predicted, unconditional = guided_velocity(self.transformer, model_input, t, positive, negative,
+                                                           camera, group)  # fmt: skip
+            else:
+                predicted = self.transformer(model_input, t, positive, camera).sample
+                unconditional = self.transformer(model_input, t, negative, camera).sample if use_guidance else None
+            predicted = predicted[:, :, :target_frames]
             if use_guidance:
-                unconditional = self.transformer(model_input, t, negative, camera).sample[:, :, :target_frames]
+                unconditional = unconditional[:, :, :target_frames]
                 predicted = unconditional + guidance_scale * (predicted - unconditional)
             return predicted
 

@@ -198,15 +198,16 @@ def _dataset(config: FitConfig, device: torch.device) -> tuple[Dataset, bool]:
     return dataset, True
 
 
-def _strategy(config: FitConfig) -> Any:
-    if config.strategy == "fsdp":
+def lightning_strategy(name: str) -> Any:
+    """Lightning's strategy for a name; FSDP wraps each transformer block and gathers full state dicts."""
+    if name == "fsdp":
         from lightning.pytorch.strategies import FSDPStrategy
 
         from recammaster.models.transformer import ReCamMasterTransformerBlock
 
         return FSDPStrategy(auto_wrap_policy={ReCamMasterTransformerBlock}, state_dict_type="full",
                             use_orig_params=True)  # fmt: skip  # frozen and trained weights share wrapped units
-    return config.strategy
+    return name
 
 
 def _logger(config: FitConfig, run_dir: Path) -> Any:
@@ -275,7 +276,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         callbacks.append(SampleVideos(run_dir, examples, config.sample_every, num_inference_steps=config.sample_steps))
     trainer = L.Trainer(
         accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
-        strategy=_strategy(config), precision=precision, max_steps=config.max_steps,
+        strategy=lightning_strategy(config.strategy), precision=precision, max_steps=config.max_steps,
         accumulate_grad_batches=config.accumulate_grad_batches, log_every_n_steps=config.log_every,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         logger=_logger(config, run_dir), callbacks=callbacks, use_distributed_sampler=False,

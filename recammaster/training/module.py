@@ -121,6 +121,14 @@ class ReCamMasterTraining(L.LightningModule):
     # Lightning hooks
     # ------------------------------------------------------------------
 
+    def setup(self, stage: str) -> None:
+        """FSDP flattens each wrapped unit's weights into one tensor of one dtype: make everything float32
+        (it still computes in bf16 under bf16-mixed; frozen bf16 weights become float32 exactly)."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if isinstance(self.trainer.strategy, FSDPStrategy):
+            self.float()
+
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         target, source, text = self.latents(batch)
         trainer, batch_size = self.trainer, len(target)

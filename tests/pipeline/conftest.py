@@ -1,5 +1,7 @@
 """A tiny ReCamMaster pipeline with random weights, built in code in a second or two."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -39,3 +41,23 @@ def source_video() -> np.ndarray:
     t, y, x = np.meshgrid(np.arange(11), np.arange(40), np.arange(56), indexing="ij")
     frames = np.stack([(x * 4 + t * 9) % 256, (y * 6) % 256, (x + y + t * 20) % 256], axis=-1)
     return frames.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def pipeline_dir(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``save_pretrained`` folder of a tiny random pipeline, checked to load back with the same weights."""
+    folder = tmp_path_factory.mktemp("tiny-pipeline")
+    components = tiny_components(tokenizer)
+    ReCamMasterPipeline(**components).save_pretrained(folder)
+    loaded = ReCamMasterPipeline.load(folder, torch_dtype=torch.float32)
+    for name in ("text_encoder", "vae", "transformer"):
+        saved, back = components[name].state_dict(), getattr(loaded, name).state_dict()
+        assert saved.keys() == back.keys(), name
+        assert all(torch.equal(saved[key], back[key]) for key in saved), name
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(pipeline_dir: Path) -> ReCamMasterPipeline:
+    """The saved pipeline loaded back in float32 on the CPU, as ``train data-process --device cpu`` loads it."""
+    return ReCamMasterPipeline.load(pipeline_dir, torch_dtype=torch.float32)
