@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.utils.data
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from torch import nn
 
@@ -73,3 +74,25 @@ def report(title: str, columns: list[str], rows: list[tuple], formats: list[str]
     if os.environ.get("OUT"):
         with open(os.path.join(os.environ["OUT"], f"{name}.json"), "w") as handle:
             json.dump({"title": title, "columns": columns, "rows": rows, **extra}, handle, indent=1)
+
+
+LATENT_SHAPE_81x480x832 = (16, 21, 60, 104)
+
+
+class RandomLatents(torch.utils.data.Dataset):
+    """Cached-latent training items at 81 frames, 480x832, drawn from a generator seeded by the item index.
+
+    Keys are indices or ``TrainingOrder``'s (index, epoch) pairs.
+    """
+
+    def __len__(self) -> int:
+        return 4096
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        generator = torch.Generator().manual_seed(key[0] if isinstance(key, tuple) else key)
+        return {
+            "target_latents": torch.randn(LATENT_SHAPE_81x480x832, generator=generator).bfloat16(),
+            "source_latents": torch.randn(LATENT_SHAPE_81x480x832, generator=generator).bfloat16(),
+            "text": torch.randn(512, 4096, generator=generator).bfloat16(),
+            "camera": torch.randn(21, 12, generator=generator) * 0.1,
+        }

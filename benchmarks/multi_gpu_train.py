@@ -18,31 +18,12 @@ import time
 
 import lightning as L
 import torch
-from torch.utils.data import Dataset
 
-from benchmarks.common import random_model, report
+from benchmarks.common import RandomLatents, random_model, report
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.training.fit import PairsDataModule, lightning_strategy
 from recammaster.training.module import ReCamMasterTraining
-
-LATENT_SHAPE = (16, 21, 60, 104)
-
-
-class RandomLatents(Dataset):
-    """Item (index, epoch): latents, caption embedding and camera drawn from a generator seeded by the index."""
-
-    def __len__(self) -> int:
-        return 4096
-
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        generator = torch.Generator().manual_seed(key[0])
-        return {
-            "target_latents": torch.randn(LATENT_SHAPE, generator=generator).bfloat16(),
-            "source_latents": torch.randn(LATENT_SHAPE, generator=generator).bfloat16(),
-            "text": torch.randn(512, 4096, generator=generator).bfloat16(),
-            "camera": torch.randn(21, 12, generator=generator) * 0.1,
-        }
 
 
 class Record(L.Callback):

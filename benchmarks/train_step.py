@@ -17,30 +17,14 @@ import time
 
 import lightning as L
 import torch
-from torch.utils.data import Dataset
 
-from benchmarks.common import random_model, report
+from benchmarks.common import RandomLatents, random_model, report
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.training.module import ReCamMasterTraining
 from recammaster.training.trainable import count_trainable
 
-LATENT_SHAPE = (16, 21, 60, 104)  # 81 frames, 480 x 832
 TOKENS = 2 * 21 * 30 * 52  # target + source after 2x2 patches
-
-
-class RandomLatents(Dataset):
-    def __len__(self) -> int:
-        return 1 << 20
-
-    def __getitem__(self, index: int) -> dict:
-        generator = torch.Generator().manual_seed(index)
-        return {
-            "target_latents": torch.randn(LATENT_SHAPE, generator=generator).bfloat16(),
-            "source_latents": torch.randn(LATENT_SHAPE, generator=generator).bfloat16(),
-            "text": torch.randn(512, 4096, generator=generator).bfloat16(),
-            "camera": torch.randn(21, 12, generator=generator) * 0.1,
-        }
 
 
 class StepTimer(L.Callback):
