@@ -1,0 +1,183 @@
+"""Ground-truth metrics per preset on held-out synthetic scenes: the numbers, their sanity cases, files and CLI.
+
+The tiny random pipeline runs at 32 x 32 pixels and 9 frames; fake "pipelines" (the ground truth itself,
+the copied source) check the metric code paths against values known in advance.
+"""
+
+import json
+import math
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from recammaster.cameras.presets import get_preset
+from recammaster.data.synth.engine import make_scene, to_render_scene
+from recammaster.data.synth.render import render_tensors
+from recammaster.data.synth.scene import describe_scene
+from recammaster.data.synth.stream import crop_intrinsics
+from recammaster.errors import OutputExistsError
+from recammaster.evaluation import evaluate_presets, held_out_scene, write_report
+from recammaster.video import read_video
+from tests.pipeline.conftest import pipeline_dir, tiny_pipeline  # noqa: F401
+
+SIZE, FRAMES, SCENES, SEED = 32, 9, 2, 1000
+SMALL = {"seed": SEED, "num_scenes": SCENES, "size": SIZE, "num_frames": FRAMES, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def report(tiny_pipeline):  # noqa: F811
+    return evaluate_presets(tiny_pipeline, presets=(1, 5), steps=2, **SMALL)
+
+
+def oracle(scene, calls):
+    """A stand-in pipeline that answers with the ground truth of ``scene`` along the preset it is asked for."""
+
+    def pipeline(video, trajectory, prompt, **options):
+        calls.append((video, trajectory, prompt, options))
+        return SimpleNamespace(frames=scene.targets[get_preset(trajectory.name).number])
+
+    return pipeline
+
+
+def copy_the_source(video, trajectory, prompt, *, num_frames, **_):
+    return SimpleNamespace(frames=video[:num_frames])
+
+
+def test_the_report_has_every_case_and_preset(report):
+    assert report.settings == {"seed": 1000, "first_scene": 1, "num_scenes": 2, "size": 32, "num_frames": 9,
+                               "steps": 2, "guidance": 1.0, "noise_seed": 0, "presets": [1, 5]}  # fmt: skip
+    assert [(case.scene, case.preset) for case in report.cases] == [(1, 1), (1, 5), (2, 1), (2, 5)]
+    assert [(p.preset, p.name) for p in report.presets] == [(1, "pan-right"), (5, "zoom-in")]
+    for scores in report.presets:
+        assert set(scores.per_frame) == {"psnr_model", "psnr_copy", "ssim_model", "ssim_copy"}
+        assert all(curve.shape == (FRAMES,) for curve in scores.per_frame.values())
+        assert np.isfinite([scores.psnr_model, scores.psnr_copy, scores.ssim_model, scores.frame0_psnr]).all()
+        assert scores.follows in (0.0, 0.5, 1.0)
+    document = json.loads(report.to_json())
+    assert set(document) == {"settings", "overall", "presets", "cases"}
+    assert set(document["presets"][0]) == {"preset", "name", "psnr_model", "psnr_copy", "ssim_model", "ssim_copy",
+                                           "follows", "frame0_psnr", "per_frame", "beats_copy"}  # fmt: skip
+    assert document["presets"][0]["per_frame"]["psnr_copy"][0] is None  # frame 0 copied exactly: infinite PSNR
+    assert len(document["cases"]) == 4
+    assert document["overall"]["chance"] == 0.1
+    table = report.to_markdown().splitlines()
+    assert table[2] == "| preset | PSNR model | PSNR copy | SSIM model | SSIM copy | follows | beats copy |"
+    assert [line.split(" | ")[0] for line in table[4:7]] == ["| 1 pan-right", "| 5 zoom-in", "| all"]
+    assert table[8].startswith("Frame 0 PSNR of the result against the source's frame 0: ")
+
+
+def test_copy_numbers_equal_an_independent_computation(report):
+    for scene in (1, 2):
+        spec = make_scene(SEED, scene, FRAMES)
+        start = spec.trajectories[0].poses
+        poses = np.stack([start] + [start[0] @ get_preset(n)(num_frames=FRAMES).poses for n in (1, 5)])
+        images = render_tensors(to_render_scene(spec), poses, crop_intrinsics(spec.lens, SIZE, SIZE), (SIZE, SIZE),
+                                device="cpu").images.numpy().astype(np.float64)  # fmt: skip
+        for case, target in zip([c for c in report.cases if c.scene == scene], images[1:], strict=True):
+            errors = ((images[0] - target) ** 2).mean(axis=(1, 2, 3))
+            with np.errstate(divide="ignore"):
+                np.testing.assert_allclose(case.psnr_copy, 10 * np.log10(255.0**2 / errors), rtol=1e-12)
+    for scores in report.presets:
+        mine = [case for case in report.cases if case.preset == scores.preset]
+        assert scores.psnr_copy == pytest.approx(np.mean([case.psnr_copy[1:].mean() for case in mine]))
+
+
+def test_every_ground_truth_starts_on_the_source_frame(report):
+    scene = report.example
+    assert scene.caption == describe_scene(make_scene(SEED, 1, FRAMES))
+    assert sorted(scene.targets) == list(range(1, 11))
+    for number, target in scene.targets.items():
+        assert target.shape == (FRAMES, SIZE, SIZE, 3)
+        np.testing.assert_array_equal(target[0], scene.source[0])
+        assert not np.array_equal(target[-1], scene.source[-1]), number  # and then it moves
+
+
+def test_held_out_scenes_are_those_of_the_engine(report):
+    again = held_out_scene(1, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu")
+    np.testing.assert_array_equal(again.source, report.example.source)
+    np.testing.assert_array_equal(again.targets[10], report.example.targets[10])
+
+
+def test_the_ground_truth_as_result_follows_every_preset(report):
+    calls = []
+    perfect = evaluate_presets(oracle(report.example, calls), steps=3, guidance=2.0, **{**SMALL, "num_scenes": 1})
+    assert perfect.follows == 1.0
+    for scores in perfect.presets:
+        assert (scores.follows, scores.psnr_model, scores.ssim_model, scores.frame0_psnr) == (1.0, math.inf, 1.0,
+                                                                                              math.inf)  # fmt: skip
+        assert scores.beats_copy
+    assert len(calls) == 10
+    video, trajectory, prompt, options = calls[0]
+    np.testing.assert_array_equal(video, report.example.source)
+    np.testing.assert_allclose(trajectory.poses, get_preset(1)(num_frames=FRAMES).poses)  # relative to its start
+    assert prompt == report.example.caption
+    generator = options.pop("generator")
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
+    assert options == {"height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 3, "guidance_scale": 2.0}
+    assert json.loads(perfect.to_json())["presets"][0]["psnr_model"] is None
+
+
+def test_copying_the_source_does_not_beat_copying_the_source():
+    copied = evaluate_presets(copy_the_source, presets=(2, 7), steps=1, **{**SMALL, "num_scenes": 1})
+    for scores in copied.presets:
+        assert (scores.psnr_model, scores.ssim_model) == (scores.psnr_copy, scores.ssim_copy)
+        assert not scores.beats_copy
+    assert [line.rsplit(" | ", 1)[1] for line in copied.to_markdown().splitlines()[4:7]] == ["no |", "no |", "0/2 |"]
+
+
+def test_only_official_presets_are_evaluated():
+    with pytest.raises(ValueError, match=r"^preset 'static' is not one of the ten official presets \(1-10\)$"):
+        evaluate_presets(copy_the_source, presets=("static",), **SMALL)
+
+
+def test_the_report_files_are_written_once(report, tmp_path):
+    paths = write_report(report, tmp_path)
+    names = ["report.json", "report.md", "scores.png", "contact_sheet.png", "videos/01_pan-right.mp4",
+             "videos/05_zoom-in.mp4"]  # fmt: skip
+    assert paths == [tmp_path / name for name in names]
+    assert (tmp_path / "report.md").read_text() == report.to_markdown()
+    for picture in ("scores.png", "contact_sheet.png"):
+        with Image.open(tmp_path / picture) as image:
+            assert image.size[0] > 300
+    assert read_video(tmp_path / "videos" / "05_zoom-in.mp4").shape == (FRAMES, SIZE, 3 * SIZE, 3)
+    with pytest.raises(OutputExistsError, match=f"^{re.escape(str(tmp_path / 'report.json'))}: exists already"):
+        write_report(report, tmp_path)
+    assert write_report(report, tmp_path, overwrite=True) == paths
+
+
+def test_cli_writes_the_report_and_refuses_to_overwrite(run, pipeline_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "eval"
+    args = ("eval", "synthetic", "--model-dir", pipeline_dir, "--scenes", 1, "--size", SIZE, "--frames", FRAMES,
+            "--steps", 1, "--preset", 10, "--device", "cpu", "-o", out, "--no-progress")  # fmt: skip
+    code, stdout, stderr = run(*args)
+    assert code == 0, stderr
+    assert "| 10 arc-right |" in stdout
+    assert stdout.endswith(f"wrote {out}\n")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "contact_sheet.png", "report.json", "report.md", "scores.png", "videos/10_arc-right.mp4",
+    ]  # fmt: skip
+    assert json.loads((out / "report.json").read_text())["settings"]["presets"] == [10]
+    assert run(*args) == (1, "", f"error: {out / 'report.json'}: exists already; pass --overwrite "
+                                 "(overwrite=True) to replace it\n")  # fmt: skip
+    assert run(*args, "--overwrite")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--size", "40"), "error: size must be a positive multiple of 16, got 40\n"),
+        (("--scenes", "0"), "error: num_scenes must be at least 1, got 0\n"),
+        (("--preset", "11"), "error: unknown trajectory preset 11; choose a number 1-10 or one of: pan-right, "),
+        (("--frames", "8"), "error: a video of 8 frames cannot be encoded: the frame count must be 4k+1"),
+        (("--checkpoint", "missing.ckpt"), "error: missing.ckpt: checkpoint not found\n"),
+    ],
+)
+def test_cli_refuses_bad_options_before_loading_a_model(run, tmp_path, option, message):
+    code, stdout, stderr = run("eval", "synthetic", "-o", tmp_path, *option)
+    assert (code, stdout) == (1, "")
+    assert stderr.startswith(message)
+    assert stderr.count("\n") == 1
