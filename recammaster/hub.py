@@ -347,3 +347,11 @@ def download_official_weights(
         )
         raise ModelFilesNotFoundError(f"downloaded, but found no {lacking}")
     return search.weights()
+
+
+EMBEDDED_MODEL_DIR = Path(__file__).parent / "assets" / "embedded"
+
+
+def embedded_model_dir() -> Path | None:
+    """The small model shipped inside the package (a saved pipeline), or None in a build without it."""
+    return EMBEDDED_MODEL_DIR if (EMBEDDED_MODEL_DIR / "model_index.json").is_file() else None

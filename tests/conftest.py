@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import sentencepiece as spm
-from transformers import PreTrainedTokenizerBase, T5Tokenizer
+from transformers import PreTrainedTokenizerBase
 
 from recammaster.cli import main
-from recammaster.models.text_encoder import load_tokenizer
+from recammaster.models.text_encoder import train_tokenizer
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -35,24 +34,7 @@ CORPUS = [
 @pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> PreTrainedTokenizerBase:
     """A tiny real umT5-style tokenizer: SentencePiece unigram, <pad>=0, </s>=1, <unk>=2, saved and reloaded."""
-    folder = tmp_path_factory.mktemp("umt5-tokenizer")
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 4),
-        model_prefix=str(folder / "spiece"),
-        model_type="unigram",
-        vocab_size=100,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        minloglevel=2,
-    )
-    processor = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
-    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.vocab_size())]
-    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(folder)
-    loaded = load_tokenizer(folder)
+    loaded = train_tokenizer(CORPUS * 4, tmp_path_factory.mktemp("umt5-tokenizer"), vocab_size=100)
     assert (loaded.pad_token_id, loaded.eos_token_id, len(loaded) <= 100) == (0, 1, True)
     return loaded
 

@@ -13,7 +13,10 @@ import sys
 import typer
 
 from recammaster.cli.dataset import app as dataset_app
+from recammaster.cli.demo import DEMO_EXAMPLES, demo
 from recammaster.cli.download import app as download_app
+from recammaster.cli.embedded import BASE_EXAMPLES, EXPORT_EXAMPLES, embedded_base, export
+from recammaster.cli.evaluate import app as eval_app
 from recammaster.cli.render import RENDER_EXAMPLES, render_command
 from recammaster.cli.synth import SYNTH_EXAMPLES, synth
 from recammaster.cli.train import app as train_app
@@ -28,11 +31,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("render", epilog=RENDER_EXAMPLES)(render_command)
+app.command("demo", epilog=DEMO_EXAMPLES)(demo)
 app.add_typer(download_app)  # merged in: `recammaster download`
 app.add_typer(trajectories_app, name="trajectories")
 dataset_app.command("synth", epilog=SYNTH_EXAMPLES)(synth)
 app.add_typer(dataset_app, name="dataset")
+train_app.command("embedded-base", epilog=BASE_EXAMPLES)(embedded_base)
+train_app.command("export", epilog=EXPORT_EXAMPLES)(export)
 app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

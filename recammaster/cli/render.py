@@ -78,24 +78,38 @@ def read_batch_jobs(dataset: Path, cam_type: int, output_dir: Path) -> list[Rend
     return jobs
 
 
+def choose_model(model_dir: Path | None) -> tuple[Path | None, dict]:
+    """What ``render`` runs: ``model_dir``, else the official files in the hub cache (None), else the small
+    model shipped in the package; and that model's render defaults (size, steps, guidance)."""
+    from recammaster.hub import embedded_model_dir, find_official_weights
+    from recammaster.pipeline.recammaster_pipeline import read_render_defaults
+
+    if model_dir is not None:
+        return model_dir, read_render_defaults(model_dir)
+    if find_official_weights(None) is not None:
+        return None, read_render_defaults(None)
+    embedded = embedded_model_dir()
+    if embedded is None:
+        raise ModelFilesNotFoundError(
+            "no model to render with: the official weights (Wan2.1-T2V-1.3B and ReCamMaster step20000.ckpt) "
+            "are not in the Hugging Face cache and this build has no embedded model; run `recammaster download`, "
+            "or pass --model-dir with the files."
+        )
+    return embedded, read_render_defaults(embedded)
+
+
 def load_pipeline(model_dir: Path | None, device: str, offload: str, checkpoint: Path | None = None):
-    """The official ReCamMaster when its files are found, placed on ``device`` in the asked memory mode.
+    """The pipeline in ``model_dir`` (None: the official files in the hub cache), placed on ``device`` in the
+    asked memory mode.
 
     ``checkpoint``: transformer weights in the official flat format (a ``step{N}.ckpt`` of ``train fit``)
     replace the loaded ones, as upstream's ``--ckpt_path`` does.
     """
     import torch
 
-    from recammaster.hub import find_official_weights
     from recammaster.models.memory import place
     from recammaster.pipeline import ReCamMasterPipeline
 
-    if model_dir is None and find_official_weights(None) is None:
-        raise ModelFilesNotFoundError(
-            "no model to render with: the official weights (Wan2.1-T2V-1.3B and ReCamMaster step20000.ckpt) "
-            "are not in the Hugging Face cache; run `recammaster download`, or pass --model-dir with the files. "
-            "The small embedded default model is not trained yet, so nothing runs without them."
-        )
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
     if checkpoint is not None:
@@ -121,10 +135,19 @@ PromptOpt = Annotated[str | None, typer.Option("--prompt", "-p", help="A caption
 OutputVideoOpt = Annotated[
     Path | None, typer.Option("-o", "--output", help="Output mp4 (default: VIDEO_TRAJECTORY.mp4).")
 ]
-StepsOpt = Annotated[int, typer.Option("--steps", help="Sampling steps.")]
-GuidanceOpt = Annotated[float, typer.Option("--guidance", help="Text guidance scale (1 disables it).")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", help="Sampling steps (default: the model's; official 50).")]
+GuidanceOpt = Annotated[
+    float | None,
+    typer.Option("--guidance", help="Text guidance scale, 1 disables it (default: the model's; official 5)."),
+]
 HeightOpt = Annotated[int, typer.Option("--height", help="Model height, a multiple of 16.")]
 WidthOpt = Annotated[int, typer.Option("--width", help="Model width, a multiple of 16.")]
+ModelHeightOpt = Annotated[
+    int | None, typer.Option("--height", help="Height, a multiple of 16 (default: the model's; official 480).")
+]
+ModelWidthOpt = Annotated[
+    int | None, typer.Option("--width", help="Width, a multiple of 16 (default: the model's; official 832).")
+]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="Output frame rate (default: the source's).")]
 LoopOpt = Annotated[bool, typer.Option("--loop", help="Too short a video plays forward then backward.")]
 ResampleOpt = Annotated[bool, typer.Option("--resample", help="Too short a video has its frames spread out.")]
@@ -151,11 +174,11 @@ def render_command(
     trajectory: TrajectoryOpt = "pan-right",
     prompt: PromptOpt = None,
     output: OutputVideoOpt = None,
-    steps: StepsOpt = 50,
-    guidance: GuidanceOpt = 5.0,
+    steps: StepsOpt = None,
+    guidance: GuidanceOpt = None,
     seed: SeedOpt = 0,
-    height: HeightOpt = 480,
-    width: WidthOpt = 832,
+    height: ModelHeightOpt = None,
+    width: ModelWidthOpt = None,
     frames: FramesOpt = 81,
     fps: FpsOpt = None,
     loop: LoopOpt = False,
@@ -195,6 +218,10 @@ def render_command(
         jobs = [_single_job(video, prompt, output, trajectory)]
         if jobs[0].output.exists() and not overwrite:
             raise ReCamMasterError(f"{jobs[0].output}: exists already; pass --overwrite to replace it")
+    model_dir, defaults = choose_model(model_dir)
+    height, width = height or defaults["height"], width or defaults["width"]
+    steps = steps or defaults["num_inference_steps"]
+    guidance = guidance if guidance is not None else defaults["guidance_scale"]
     camera: Trajectory = load_trajectory(trajectory, num_frames=frames)
     try:
         check_render_inputs(frames, height, width, steps, guidance, trajectory_frames=camera.num_frames)

@@ -249,6 +249,25 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
+def train_tokenizer(corpus: Sequence[str], folder: str | Path, vocab_size: int) -> PreTrainedTokenizerBase:
+    """A small umT5-style tokenizer learned from ``corpus`` (SentencePiece unigram; <pad> 0, </s> 1, <unk> 2),
+    saved to ``folder`` and loaded back: the text path of small models trained from scratch."""
+    import sentencepiece as spm
+    from transformers import T5Tokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_prefix=str(folder / "spiece"), model_type="unigram",
+        vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2,
+        bos_id=-1, minloglevel=2,
+    )  # fmt: skip
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.vocab_size())]
+    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(folder)
+    return load_tokenizer(folder)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Prompts
 # ---------------------------------------------------------------------------------------------------------------

@@ -37,6 +37,24 @@ from recammaster.video import postprocess_frames, preprocess_frames
 DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES = 480, 832, 81
 DEFAULT_STEPS, DEFAULT_GUIDANCE, DEFAULT_SEED = 50, 5.0, 0
 SIZE_MULTIPLE = 16  # VAE 8x times the transformer's 2x2 patches
+# A saved pipeline may carry the settings it was trained for; the official model's are upstream's.
+RENDER_DEFAULTS_FILE = "render_defaults.json"
+UPSTREAM_RENDER_DEFAULTS = {"height": DEFAULT_HEIGHT, "width": DEFAULT_WIDTH, "num_inference_steps": DEFAULT_STEPS,
+                            "guidance_scale": DEFAULT_GUIDANCE}  # fmt: skip
+
+
+def read_render_defaults(folder: str | Path | None) -> dict[str, float | int]:
+    """Height, width, steps and guidance a saved pipeline was made for (``render_defaults.json``), else upstream's."""
+    path = None if folder is None else Path(folder) / RENDER_DEFAULTS_FILE
+    if path is None or not path.is_file():
+        return dict(UPSTREAM_RENDER_DEFAULTS)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelFilesNotFoundError(f"{path}: unreadable render defaults ({error})") from error
+    if not isinstance(saved, dict) or set(saved) - set(UPSTREAM_RENDER_DEFAULTS):
+        raise ModelFilesNotFoundError(f"{path}: expected keys among {', '.join(UPSTREAM_RENDER_DEFAULTS)}")
+    return {**UPSTREAM_RENDER_DEFAULTS, **saved}
 
 
 @dataclass

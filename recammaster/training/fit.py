@@ -37,13 +37,13 @@ from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
 from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TrainerState
-from recammaster.training.data import CachedPairs, TrainingOrder
+from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
 from recammaster.training.module import ReCamMasterTraining
 from recammaster.training.objective import ConditionAugmentation
 from recammaster.training.trainable import TRAINABLE_SETS
 
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_1", "deepspeed_stage_2")
-DATA_SOURCES = ("cached", "synthetic")
+DATA_SOURCES = ("cached", "synthetic", "synthetic-pool")
 STATE_FILE = "trainer_state/last.ckpt"
 # Options a resumed run may change: they decide how long and how loudly it runs, not what it computes.
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "checkpoint_every", "sample_every", "sample_count",
@@ -70,6 +70,7 @@ class FitConfig:
     width: int = 832
     num_frames: int = 81
     pairs_per_scene: int = 10
+    pool_scenes: int = 100  # synthetic-pool: scenes rendered and encoded once (90 pairs each)
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -132,8 +133,8 @@ class FitConfig:
             problems.append(f"strategy {self.strategy} needs deepspeed: pip install deepspeed")
         if self.from_scratch and self.model_config is None:
             problems.append("from_scratch needs model_config (a size name or constructor arguments)")
-        if not self.from_scratch and self.model_dir is None and self.data == "synthetic":
-            problems.append("data: synthetic needs model_dir (its VAE and text encoder encode the frames)")
+        if self.model_dir is None and self.data != "cached":
+            problems.append(f"data: {self.data} needs model_dir (its VAE and text encoder encode the frames)")
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -190,12 +191,19 @@ def _load_models(config: FitConfig, dtype: torch.dtype) -> tuple[ReCamMasterTran
     return transformer, pipeline
 
 
-def _dataset(config: FitConfig, device: torch.device) -> tuple[Dataset, bool]:
+def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out: bool = False) -> tuple[Dataset, bool]:
+    """The training pairs and whether they are endless; ``held_out``: a small set from the next seed, for samples."""
+    seed = config.seed + held_out
     if config.data == "cached":
-        return CachedPairs(config.dataset, config.cache_dir, seed=config.seed), False
-    dataset = SyntheticPairs(seed=config.seed, num_frames=config.num_frames, height=config.height, width=config.width,
-                             device=device, pairs_per_scene=config.pairs_per_scene)  # fmt: skip
-    return dataset, True
+        return CachedPairs(config.dataset, config.cache_dir, seed=seed), False
+    size = {"height": config.height, "width": config.width, "num_frames": config.num_frames}
+    if config.data == "synthetic-pool":
+        pipeline.vae.to(device)
+        pipeline.text_encoder.to(device)
+        pool = SyntheticLatentPool(pipeline.vae, pipeline.tokenizer, pipeline.text_encoder, seed=seed,
+                                   num_scenes=1 if held_out else config.pool_scenes, device=device, **size)  # fmt: skip
+        return pool, False
+    return SyntheticPairs(seed=seed, device=device, pairs_per_scene=config.pairs_per_scene, **size), True
 
 
 def lightning_strategy(name: str) -> Any:
@@ -255,9 +263,12 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
     dtype = torch.bfloat16 if on_gpu else torch.float32
     local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))  # torchrun, srun, Lightning
     device = torch.device("cuda", local_rank) if on_gpu else torch.device("cpu")
-    dataset, endless = _dataset(config, device)  # before the models: a missing cache fails in a second
+    if config.data == "cached":
+        dataset, endless = _dataset(config, device)  # before the models: a missing cache fails in a second
     transformer, pipeline = _load_models(config, dtype)
-    empty_text = dataset.empty_text() if isinstance(dataset, CachedPairs) else None
+    if config.data != "cached":
+        dataset, endless = _dataset(config, device, pipeline)
+    empty_text = dataset.empty_text() if hasattr(dataset, "empty_text") else None
     module = ReCamMasterTraining(
         transformer, trainable=config.trainable, lora_rank=config.lora_rank, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, augmentation=augmentation,
@@ -271,7 +282,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         TrainerState(run_dir / STATE_FILE, config.checkpoint_every),
     ]
     if config.sample_every > 0 and pipeline is not None:
-        held_out = _dataset(dataclasses.replace(config, seed=config.seed + 1), device)[0] if endless else dataset
+        held_out = _dataset(config, device, pipeline, held_out=True)[0]
         examples = [held_out[index if endless else (index, 0)] for index in range(config.sample_count)]
         callbacks.append(SampleVideos(run_dir, examples, config.sample_every, num_inference_steps=config.sample_steps))
     trainer = L.Trainer(
@@ -283,6 +294,6 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False, default_root_dir=run_dir,
     )  # fmt: skip
     datamodule = PairsDataModule(dataset, endless=endless, batch_size=config.batch_size, seed=config.seed,
-                                 num_workers=0 if endless else config.num_workers)  # fmt: skip
+                                 num_workers=config.num_workers if config.data == "cached" else 0)  # fmt: skip
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     return run_dir

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recammaster.video import probe_video, write_video
+from recammaster.pipeline.recammaster_pipeline import RENDER_DEFAULTS_FILE, read_render_defaults
+from recammaster.video import probe_video, read_video, write_video
 
 from .conftest import tiny_components
 
@@ -24,8 +25,13 @@ def model(monkeypatch, tokenizer):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ReCamMasterPipeline, "__call__", counted)
+    monkeypatch.setattr("recammaster.cli.render.choose_model", official_defaults)
     monkeypatch.setattr("recammaster.cli.render.load_pipeline", lambda *a: pipeline)
     return calls
+
+
+def official_defaults(model_dir):
+    return model_dir, read_render_defaults(None)
 
 
 @pytest.fixture
@@ -33,6 +39,7 @@ def no_model(monkeypatch):
     def refuse(*args):
         raise AssertionError("a model was loaded before the inputs were checked")
 
+    monkeypatch.setattr("recammaster.cli.render.choose_model", official_defaults)
     monkeypatch.setattr("recammaster.cli.render.load_pipeline", refuse)
 
 
@@ -139,8 +146,40 @@ def test_batch_problems_are_all_reported(run, no_model, tmp_path):
 def test_without_weights_it_says_what_to_do(run, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr("recammaster.hub.find_official_weights", lambda model_dir=None, **kw: None)
+    monkeypatch.setattr("recammaster.hub.EMBEDDED_MODEL_DIR", tmp_path / "no-embedded-model")
     source = _video(tmp_path / "in.mp4")
     code, _, err = run("render", source, "-p", "x", *SMALL)
     assert code == 1
     assert "run `recammaster download`, or pass --model-dir" in err
-    assert "The small embedded default model is not trained yet" in err
+    assert "this build has no embedded model" in err
+
+
+@pytest.fixture
+def embedded(tmp_path, pipeline_dir, monkeypatch):
+    """The tiny pipeline installed as the embedded model, made for 32x48 and 2 steps; no official weights."""
+    import json
+    import shutil
+
+    folder = tmp_path / "embedded"
+    shutil.copytree(pipeline_dir, folder)
+    (folder / RENDER_DEFAULTS_FILE).write_text(json.dumps({"height": 32, "width": 48, "num_inference_steps": 2,
+                                                           "guidance_scale": 1.0}))  # fmt: skip
+    monkeypatch.setattr("recammaster.hub.EMBEDDED_MODEL_DIR", folder)
+    monkeypatch.setattr("recammaster.hub.find_official_weights", lambda *a, **k: None)
+    return folder
+
+
+def test_without_official_weights_the_embedded_model_renders_at_its_own_settings(run, tmp_path, embedded):
+    source = _video(tmp_path / "in.mp4")
+    code, _, err = run("render", source, "-t", "tilt-up", "-p", "a scene", "--frames", "9", "--device", "cpu")
+    assert code == 0, err
+    assert read_video(tmp_path / "in_tilt-up.mp4").shape == (9, 32, 48, 3)
+
+
+def test_demo_refilms_the_bundled_clip_with_a_side_by_side(run, tmp_path, embedded, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("demo", "-t", "zoom-in", "--device", "cpu")
+    assert code == 0, err
+    assert read_video(tmp_path / "demo.mp4").shape == (81, 32, 48, 3)
+    assert read_video(tmp_path / "demo_side_by_side.mp4").shape[:2] == (81, 32)
+    assert "wrote demo_side_by_side.mp4" in out

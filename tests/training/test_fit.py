@@ -122,3 +122,34 @@ def test_loss_falls_on_a_small_synthetic_set(tmp_path, pipeline_dir):
         load_transformer(run / "checkpoints" / "step40.ckpt", config="tiny", torch_dtype=torch.float32)
     )
     assert after < 0.7 * before, (before, after)
+
+
+def test_scene_pool_items_are_the_streams_pairs_encoded(tiny_pipeline):
+    from recammaster.cameras.conventions import camera_condition
+    from recammaster.data.synth.engine import make_scene
+    from recammaster.models.vae import encode_video
+    from recammaster.training.data import SyntheticLatentPool
+
+    encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
+    pool = SyntheticLatentPool(*encoders, seed=5, num_scenes=2, height=32, width=32, num_frames=5, device="cpu",
+                               progress=False)  # fmt: skip
+    assert len(pool) == 180
+    stream = SyntheticPairs(seed=5, height=32, width=32, num_frames=5)
+    spec = make_scene(5, 2, 5)
+    videos = stream.to_video(stream.render(spec))
+    item = pool[(90 + 9 * 4 + 6, 3)]  # scene 2, target camera 4, source the 7th other camera: camera 7
+    with torch.no_grad():
+        expected = encode_video(tiny_pipeline.vae, videos[[4, 7]]).to(torch.bfloat16)
+    assert torch.equal(item["target_latents"], expected[0])
+    assert torch.equal(item["source_latents"], expected[1])
+    condition = camera_condition(spec.trajectories[4].poses, reference=spec.trajectories[7].poses[0])
+    np.testing.assert_array_equal(item["camera"].numpy(), condition)
+    assert item["text"].shape == (512, 16)
+
+
+def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_dir):
+    config = scratch_config(tmp_path / "run", pipeline_dir, data="synthetic-pool", pool_scenes=2, max_steps=3,
+                            sample_every=3, sample_steps=2, sample_count=1)  # fmt: skip
+    run = fit(config, progress=False)
+    assert (run / "checkpoints" / "step3.ckpt").is_file()
+    assert [p.name for p in (run / "samples").iterdir()] == ["step0000003_0.mp4"]

@@ -1,0 +1,57 @@
+"""``recammaster train embedded-base`` and ``train export``: the steps around ``train fit`` that make the
+embedded default (docs/embedded.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recammaster.cli.options import OverwriteOpt
+
+BASE_EXAMPLES = """Example:
+
+  recammaster train embedded-base --vae runs/embedded-vae/vae -o runs/embedded-base
+"""
+EXPORT_EXAMPLES = """Example:
+
+  recammaster train export --base runs/embedded-base --checkpoint runs/embedded/checkpoints/step6000.ckpt \\
+      -o recammaster/assets/embedded --height 128 --width 128 --steps 16 --guidance 1
+"""
+
+
+def embedded_base(
+    vae: Annotated[Path, typer.Option("--vae", help="The trained VAE folder (train vae writes RUN/vae).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The pipeline folder to write.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the text encoder's random weights.")] = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Assemble the pipeline the embedded default trains from: the VAE, a tokenizer learned from the
+    synthetic captions, a frozen random 128-wide umT5 and a fresh `embedded` transformer."""
+    from recammaster.training.embedded import build_base_pipeline
+
+    if not (vae / "config.json").is_file():
+        raise typer.BadParameter(f"{vae}: not a VAE folder (no config.json); `recammaster train vae` writes one")
+    typer.echo(f"wrote {build_base_pipeline(vae, output, seed=seed, overwrite=overwrite)}")
+
+
+def export(
+    base: Annotated[Path, typer.Option("--base", help="The pipeline folder the run started from.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="A step{N}.ckpt of train fit.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The folder to write (a saved pipeline).")],
+    height: Annotated[int, typer.Option("--height", help="The height the model renders at.")] = 128,
+    width: Annotated[int, typer.Option("--width", help="The width the model renders at.")] = 128,
+    steps: Annotated[int, typer.Option("--steps", help="Default sampling steps.")] = 16,
+    guidance: Annotated[float, typer.Option("--guidance", help="Default guidance scale.")] = 1.0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Write a shippable pipeline: the run's transformer in the base's pipeline, in float16, with its render
+    settings (what `recammaster render` uses when it runs this model without options)."""
+    from recammaster.training.embedded import export_pipeline
+
+    for path in (base / "model_index.json", checkpoint):
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: not found")
+    defaults = {"height": height, "width": width, "num_inference_steps": steps, "guidance_scale": guidance}
+    typer.echo(f"wrote {export_pipeline(base, checkpoint, output, render_defaults=defaults, overwrite=overwrite)}")

@@ -1,0 +1,43 @@
+"""The embedded default's assembly and export: text path from synthetic captions, half-precision folder."""
+
+import torch
+from diffusers import AutoencoderKLWan
+from safetensors import safe_open
+
+from recammaster.models.vae import WAN_VAE_CONFIG
+from recammaster.models.weights import save_official_checkpoint
+from recammaster.pipeline import ReCamMasterPipeline
+from recammaster.pipeline.recammaster_pipeline import read_render_defaults
+from recammaster.training.embedded import build_base_pipeline, caption_corpus
+
+
+def test_base_pipeline_then_export_round_trip(tmp_path, run):
+    AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1}).save_pretrained(tmp_path / "vae")
+    base = build_base_pipeline(tmp_path / "vae", tmp_path / "base", vocab_size=200, corpus_scenes=40)
+    pipeline = ReCamMasterPipeline.load(base, torch_dtype=torch.float32)
+    assert pipeline.transformer.config.num_layers == 6
+    assert pipeline.text_encoder.config.d_model == pipeline.transformer.config.text_dim == 128
+    caption = caption_corpus(0, 1)[0]
+    assert pipeline.tokenizer.unk_token_id not in pipeline.tokenizer(caption).input_ids  # learned from such text
+
+    with torch.no_grad():  # a "trained" transformer: different weights from the base's
+        for parameter in pipeline.transformer.parameters():
+            parameter.add_(0.01)
+    save_official_checkpoint(pipeline.transformer, tmp_path / "step1.ckpt", dtype=torch.float32)
+    code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o",
+                       tmp_path / "shipped", "--height", "64", "--width", "96", "--steps", "8")  # fmt: skip
+    assert code == 0, err
+    shipped = ReCamMasterPipeline.load(tmp_path / "shipped", torch_dtype=torch.float32)
+    for key, value in pipeline.transformer.state_dict().items():
+        torch.testing.assert_close(shipped.transformer.state_dict()[key], value.half().float(), msg=key)
+    files = list((tmp_path / "shipped").rglob("*.safetensors"))
+    assert len(files) == 3  # text encoder, VAE, transformer
+    for path in files:
+        with safe_open(path, "pt") as handle:
+            assert {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 - a safe_open handle is not a dict == {"F16"}, path
+    assert read_render_defaults(tmp_path / "shipped") == {"height": 64, "width": 96, "num_inference_steps": 8,
+                                                          "guidance_scale": 1.0}  # fmt: skip
+    code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o",
+                       tmp_path / "shipped")  # fmt: skip
+    assert code == 1
+    assert "pass --overwrite" in err
