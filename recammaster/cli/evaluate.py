@@ -10,7 +10,7 @@ import typer
 
 from recammaster.cli.dataset import NoProgressOpt
 from recammaster.cli.options import FramesOpt, OverwriteOpt
-from recammaster.cli.render import CheckpointOpt, DeviceOpt, ModelDirOpt, load_pipeline
+from recammaster.cli.render import CheckpointOpt, DeviceOpt, ModelDirOpt, choose_model, load_pipeline
 from recammaster.cli.train import _device
 from recammaster.errors import OutputExistsError, ReCamMasterError
 
@@ -31,10 +31,14 @@ def synthetic(
     model_dir: ModelDirOpt = None,
     checkpoint: CheckpointOpt = None,
     scenes: Annotated[int, typer.Option("--scenes", help="Held-out scenes: scenes 1..N of --seed.")] = 8,
-    size: Annotated[int, typer.Option("--size", help="Square frame size in pixels, a multiple of 16.")] = 128,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Square frame size, a multiple of 16 (default: the model's, or 128).")
+    ] = None,
     frames: FramesOpt = 81,
-    steps: Annotated[int, typer.Option("--steps", help="Sampling steps.")] = 50,
-    guidance: Annotated[float, typer.Option("--guidance", help="Text guidance scale; 1 disables it.")] = 1.0,
+    steps: Annotated[int | None, typer.Option("--steps", help="Sampling steps (default: the model's).")] = None,
+    guidance: Annotated[
+        float | None, typer.Option("--guidance", help="Text guidance scale; 1 disables it (default: the model's).")
+    ] = None,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the held-out scenes (training runs use small ones).")
     ] = 1000,
@@ -55,6 +59,11 @@ def synthetic(
     """
     from recammaster.evaluation.synthetic import OFFICIAL_PRESETS, check_settings, report_paths
 
+    model_dir, defaults = choose_model(model_dir)
+    square = defaults["height"] == defaults["width"]
+    size = size or (defaults["height"] if square else 128)
+    steps = steps or defaults["num_inference_steps"]
+    guidance = guidance if guidance is not None else defaults["guidance_scale"]
     try:
         presets = check_settings(scenes, size, frames, steps, guidance, preset or OFFICIAL_PRESETS)
     except ValueError as error:

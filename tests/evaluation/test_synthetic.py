@@ -176,8 +176,8 @@ def test_cli_writes_the_report_and_refuses_to_overwrite(run, pipeline_dir, tmp_p
         (("--checkpoint", "missing.ckpt"), "error: missing.ckpt: checkpoint not found\n"),
     ],
 )
-def test_cli_refuses_bad_options_before_loading_a_model(run, tmp_path, option, message):
-    code, stdout, stderr = run("eval", "synthetic", "-o", tmp_path, *option)
+def test_cli_refuses_bad_options_before_loading_a_model(run, tmp_path, pipeline_dir, option, message):  # noqa: F811
+    code, stdout, stderr = run("eval", "synthetic", "-o", tmp_path, "--model-dir", pipeline_dir, *option)
     assert (code, stdout) == (1, "")
     assert stderr.startswith(message)
     assert stderr.count("\n") == 1
