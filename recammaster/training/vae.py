@@ -1,0 +1,391 @@
+"""``train vae``: the embedded model's small Wan-style video VAE, trained from scratch on synthetic clips.
+
+The network is Wan2.1's VAE (spec ``upstream-recammaster.md`` §8, diffusers' ``AutoencoderKLWan``) at a sixth of
+its width by default (``base_dim`` 16 instead of 96: 3.6 M parameters instead of 126.9 M), so its latents keep the
+layout the transformer expects: 4k+1 frames -> 1+k latent frames of 16 channels, 8x smaller in height and width.
+
+The objective is the KL autoencoder's of latent diffusion (Rombach et al. 2022, "High-Resolution Image Synthesis
+with Latent Diffusion Models", appendix G) without its perceptual and adversarial terms: the L1 error of the
+decoded posterior sample plus ``kl_weight`` times the KL divergence of the posterior from N(0, I), both summed
+over a clip as there (where the weight is 1e-6); we divide the sum by the clip's pixel count so that the L1 reads
+as a mean. Clips are short windows of the synthetic engine's 81-frame renders, drawn on the training device.
+
+Whenever a checkpoint is written, the per-channel mean and std of the posterior means of fixed held-out clips
+(scenes of seed + 1, full length) become the VAE's ``latents_mean``/``latents_std``, which
+:func:`recammaster.models.vae.encode_video` normalises with, and the VAE is saved as a diffusers folder
+``<run>/vae/`` (float32 safetensors; :func:`recammaster.models.vae.load_wan_vae` reads it) with its held-out
+reconstruction PSNR in ``<run>/vae_metrics.json``. The run folder and resuming work as ``train fit``'s
+(:mod:`recammaster.training.fit`): the same data order and, every draw seeded by (seed, sample number), the
+same weights after an interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from diffusers import AutoencoderKLWan
+from torch.utils.data import Dataset
+
+from recammaster.data.synth import SyntheticPairStream, make_scene
+from recammaster.data.synth.engine import CAMERAS
+from recammaster.errors import ReCamMasterError
+from recammaster.fileio import write_text_atomic
+from recammaster.models.vae import SPATIAL_FACTOR, TEMPORAL_FACTOR, WAN_VAE_CONFIG
+from recammaster.training.callbacks import TrainerState
+from recammaster.training.fit import STATE_FILE, PairsDataModule, _logger, prepare_run_dir
+from recammaster.training.module import sample_generators
+
+VAE_FOLDER = "vae"
+METRICS_FILE = "vae_metrics.json"
+_WINDOW_STREAM = 2  # a seed word of its own, so window draws never share a generator with scene or pair draws
+_VAE_ARGUMENTS = frozenset(inspect.signature(AutoencoderKLWan.__init__).parameters) - {"self"}
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VaeConfig:
+    """Everything a VAE run depends on. Field names are the YAML keys."""
+
+    output_dir: str = "runs/vae"
+    vae_config: dict[str, Any] = field(default_factory=lambda: {"base_dim": 16})  # over WAN_VAE_CONFIG
+    # data: windows of clip_frames frames (4k+1) of render_frames-frame clips, size x size
+    size: int = 128
+    render_frames: int = 81  # the transformer's clip length; tests render fewer
+    clip_frames: int = 17
+    windows_per_camera: int = 4  # each scene renders ten cameras: 10 x this many samples per rendered scene
+    scenes_at_once: int = 8  # scenes whose samples interleave, so that a batch mixes them
+    held_out_clips: int = 32  # full-length clips of seed + 1 for the latent statistics and the PSNR
+    batch_size: int = 16
+    # optimisation
+    learning_rate: float = 3e-4
+    kl_weight: float = 1e-6
+    max_steps: int = 10000
+    max_minutes: float | None = None  # training time in all, over resumed invocations too (Lightning's Timer)
+    precision: str | None = None  # default: bf16-mixed on GPU, 32-true on CPU
+    seed: int = 0
+    # hardware and outputs
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    checkpoint_every: int = 500  # steps between trainer states and VAE exports
+    log_every: int = 10
+    logger: str = "csv"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> VaeConfig:
+        """A config file's values with ``overrides`` (those not None) on top; unknown keys are an error naming them."""
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise ReCamMasterError(f"{path}: not a readable YAML config ({error})") from error
+        if not isinstance(values, dict | None):
+            raise ReCamMasterError(f"{path}: a config is a mapping of option: value")
+        values = {str(key).replace("-", "_"): value for key, value in (values or {}).items()}
+        if unknown := sorted(set(values) - {f.name for f in dataclasses.fields(cls)}):
+            raise ReCamMasterError(f"{path}: unknown options {', '.join(unknown)}")
+        return cls(**{**values, **{key: value for key, value in overrides.items() if value is not None}})
+
+    def check(self) -> None:
+        """Raise naming every option that cannot work, before anything is rendered or built."""
+        integers = ("size", "render_frames", "clip_frames", "windows_per_camera", "scenes_at_once", "held_out_clips",
+                    "batch_size", "max_steps", "checkpoint_every", "log_every", "seed")  # fmt: skip
+        problems = [f"{name} must be an integer, got {getattr(self, name)!r}" for name in integers
+                    if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool)]  # fmt: skip
+        problems += [f"{name} must be a number, got {getattr(self, name)!r}" for name in ("learning_rate", "kl_weight")
+                     if not isinstance(getattr(self, name), int | float)]  # fmt: skip
+        if self.max_minutes is not None and not (isinstance(self.max_minutes, int | float) and self.max_minutes > 0):
+            problems.append(f"max_minutes must be a positive number, got {self.max_minutes!r}")
+        if problems:  # the checks below compare numbers
+            raise ReCamMasterError("vae training config: " + "; ".join(problems))
+        for name in ("clip_frames", "render_frames"):
+            if getattr(self, name) % TEMPORAL_FACTOR != 1:
+                problems.append(f"{name} must be 4k+1 (5, 9, 13, 17, ...), got {getattr(self, name)}")
+        if self.clip_frames > self.render_frames:
+            problems.append(f"clip_frames ({self.clip_frames}) must not exceed render_frames ({self.render_frames})")
+        if self.size < SPATIAL_FACTOR or self.size % SPATIAL_FACTOR:
+            problems.append(f"size must be a positive multiple of {SPATIAL_FACTOR}, got {self.size}")
+        for name in ("windows_per_camera", "scenes_at_once", "held_out_clips", "batch_size", "max_steps"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.kl_weight < 0:
+            problems.append(f"learning_rate must be positive and kl_weight not negative, got {self.learning_rate} "
+                            f"and {self.kl_weight}")  # fmt: skip
+        if not isinstance(self.vae_config, dict):
+            problems.append(f"vae_config must be a mapping of AutoencoderKLWan arguments, got {self.vae_config!r}")
+        elif unknown := sorted(set(self.vae_config) - _VAE_ARGUMENTS):
+            problems.append(f"vae_config: AutoencoderKLWan has no argument {', '.join(unknown)}")
+        if self.logger not in ("csv", "tensorboard"):
+            problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
+        if problems:
+            raise ReCamMasterError("vae training config: " + "; ".join(problems))
+
+    def vae_arguments(self) -> dict[str, Any]:
+        return {**WAN_VAE_CONFIG, **self.vae_config}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class SyntheticClips(Dataset):
+    """Single-camera clips of the synthetic engine by sample number (:class:`TrainingOrder`'s endless keys).
+
+    Scenes are rendered ``scenes_at_once`` at a time, all ten cameras of each once, and their samples interleave
+    so that a batch mixes scenes: within a group of scenes, the scene changes fastest, then the camera, then the
+    window. Each scene gives ``10 * windows_per_camera`` samples. A window is ``clip_frames`` frames starting at a
+    multiple of 4, frame 0 included, so that its frame groups line up with those of the whole clip, which the
+    causal VAE encodes as frame 0 alone and then four frames at a time; a camera's windows are distinct while
+    there are enough, in an order drawn from (seed, scene, camera).
+
+    Items: ``video`` (3, clip_frames, size, size) float32 in [-1, 1] on ``device``, and ``sample``.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        size: int,
+        render_frames: int,
+        clip_frames: int,
+        windows_per_camera: int = 1,
+        scenes_at_once: int = 1,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.stream = SyntheticPairStream(seed, size, render_frames, device=device)
+        self.seed, self.render_frames, self.clip_frames = seed, render_frames, clip_frames
+        self.windows_per_camera, self.scenes_at_once = windows_per_camera, scenes_at_once
+        self.starts = np.arange(0, render_frames - clip_frames + 1, TEMPORAL_FACTOR)
+        self._renders: dict[int, torch.Tensor] = {}  # the current group's scenes
+
+    @property
+    def device(self) -> torch.device:
+        return self.stream.device
+
+    @device.setter
+    def device(self, device: str | torch.device) -> None:  # the data module moves rendering to the trainer's device
+        self.stream.device = torch.device(device)
+
+    def render(self, scene: int) -> torch.Tensor:
+        """uint8 (cameras, frames, H, W, 3) of scene number ``scene`` (from 1); a new group drops the last one."""
+        if scene not in self._renders:
+            group = (scene - 1) // self.scenes_at_once
+            self._renders = {kept: images for kept, images in self._renders.items()
+                             if (kept - 1) // self.scenes_at_once == group}  # fmt: skip
+            self._renders[scene] = self.stream.render(make_scene(self.seed, scene, self.render_frames))
+        return self._renders[scene]
+
+    def clip(self, scene: int, camera: int, start: int, frames: int) -> torch.Tensor:
+        """Frames ``start`` .. ``start + frames - 1`` of a scene's camera (0-based) as (3, frames, H, W) in [-1, 1]."""
+        return self.stream.to_video(self.render(scene)[camera, start : start + frames])
+
+    def locate(self, sample: int) -> tuple[int, int, int]:
+        """(scene, camera, first frame) of a sample."""
+        group, offset = divmod(sample, self.scenes_at_once * CAMERAS * self.windows_per_camera)
+        rest, member = divmod(offset, self.scenes_at_once)
+        window, camera = divmod(rest, CAMERAS)
+        scene = 1 + group * self.scenes_at_once + member
+        order = np.random.default_rng([self.seed, scene, camera, _WINDOW_STREAM]).permutation(len(self.starts))
+        return scene, camera, int(self.starts[order[window % len(order)]])
+
+    def __getitem__(self, sample: int) -> dict[str, Any]:
+        scene, camera, start = self.locate(sample)
+        return {"video": self.clip(scene, camera, start, self.clip_frames), "sample": sample}
+
+
+def held_out_clips(config: VaeConfig, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """The run's held-out clips: full length, scenes 1, 2, ... of seed + 1, camera i % 10 of the i-th."""
+    scenes = SyntheticClips(config.seed + 1, size=config.size, render_frames=config.render_frames,
+                            clip_frames=config.render_frames, device=device)  # fmt: skip
+    return [scenes.clip(1 + index, index % CAMERAS, 0, config.render_frames) for index in range(config.held_out_clips)]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Objective and metrics
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) of every latent value."""
+    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
+
+
+def psnr(reconstruction: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each clip of a batch of videos in [-1, 1] (a peak-to-peak range of 2)."""
+    error = (reconstruction.float() - video.float()).square().flatten(1).mean(1)
+    return 10.0 * torch.log10(4.0 / error.clamp_min(1e-12))
+
+
+@dataclass
+class VaeLoss:
+    loss: torch.Tensor
+    l1: torch.Tensor  # mean absolute error per pixel value
+    kl: torch.Tensor  # mean KL per latent value
+    psnr: torch.Tensor  # mean over the clips, dB
+
+
+def vae_loss(
+    vae: AutoencoderKLWan, video: torch.Tensor, generators: list[torch.Generator], kl_weight: float
+) -> VaeLoss:
+    """Encode, sample the posterior with one CPU generator per clip, decode, and score (see the module)."""
+    posterior = vae.encode(video).latent_dist  # (B, 3, T, H, W) -> (B, 16, 1 + (T-1)/4, H/8, W/8)
+    noise = torch.stack([torch.randn(posterior.mean.shape[1:], generator=g) for g in generators])
+    latents = posterior.mean + posterior.std * noise.to(posterior.mean)
+    reconstruction = vae.decode(latents).sample  # (B, 16, F, h, w) -> (B, 3, T, H, W), clamped to [-1, 1]
+    l1 = (reconstruction.float() - video.float()).abs().mean()
+    kl = kl_to_standard_normal(posterior.mean.float(), posterior.logvar.float())
+    kl_per_pixel = kl.flatten(1).sum(1).mean() / video[0].numel()  # latent diffusion's weight is for sums per clip
+    return VaeLoss(l1 + kl_weight * kl_per_pixel, l1, kl.mean(), psnr(reconstruction.detach(), video).mean())
+
+
+@torch.no_grad()
+def evaluate(vae: AutoencoderKLWan, clips: list[torch.Tensor], batch_size: int) -> dict[str, Any]:
+    """Per-channel mean and std of the clips' posterior means, and the PSNR of their decoded means (float32)."""
+    means, scores = [], []
+    for batch in torch.stack(clips).split(batch_size):
+        batch = batch.to(vae.device, torch.float32)
+        mean = vae.encode(batch).latent_dist.mean
+        means.append(mean.transpose(0, 1).flatten(1))  # (B, C, F, h, w) -> (C, B F h w)
+        scores.append(psnr(vae.decode(mean).sample, batch))
+    std, mean = torch.std_mean(torch.cat(means, dim=1).double(), dim=1)
+    return {"latents_mean": mean.tolist(), "latents_std": std.tolist(), "psnr": torch.cat(scores).mean().item()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class VaeTraining(L.LightningModule):
+    """Train an ``AutoencoderKLWan`` with :func:`vae_loss`; AdamW with torch's defaults but the rate.
+
+    Each clip's posterior sample is drawn from a generator seeded by the run's seed and the clip's sample
+    number, so a resumed run, or N GPUs, repeat one uninterrupted GPU's draws.
+    """
+
+    def __init__(self, vae: AutoencoderKLWan, *, learning_rate: float, kl_weight: float, seed: int) -> None:
+        super().__init__()
+        self.vae = vae.train()
+        self.learning_rate, self.kl_weight, self.seed = learning_rate, kl_weight, seed
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        generators = sample_generators(self.seed, batch["sample"].tolist())
+        output = vae_loss(self.vae, batch["video"], generators, self.kl_weight)
+        size = len(batch["video"])
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=size)
+        self.log("train/l1", output.l1, batch_size=size)
+        self.log("train/kl", output.kl, batch_size=size)
+        self.log("train/psnr", output.psnr, prog_bar=True, batch_size=size)
+        return output.loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.vae.parameters(), lr=self.learning_rate)
+
+
+def save_vae(vae: AutoencoderKLWan, folder: Path) -> None:
+    """``save_pretrained`` into a new folder, then swap it in: an interruption leaves a whole folder behind."""
+    partial, previous = folder.with_name(folder.name + ".partial"), folder.with_name(folder.name + ".previous")
+    shutil.rmtree(partial, ignore_errors=True)
+    vae.save_pretrained(partial, safe_serialization=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(partial, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+class VaeExport(L.Callback):
+    """Every ``every_n_steps`` steps and at the end: latent statistics into the config, ``vae/``, the metrics.
+
+    It also counts the training time (without its own), kept in the trainer state across resumed runs.
+    """
+
+    def __init__(self, run_dir: Path, config: VaeConfig) -> None:
+        self.run_dir, self.config = run_dir, config
+        self.every_n_steps = config.checkpoint_every
+        self.seconds, self._since, self._last_step = 0.0, time.perf_counter(), -1
+        self._clips: list[torch.Tensor] | None = None  # rendered at the first export
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds + time.perf_counter() - self._since}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seconds = state_dict["seconds"]
+
+    def on_train_start(self, *_: Any) -> None:
+        self._since = time.perf_counter()
+
+    def export(self, trainer: L.Trainer, module: VaeTraining) -> None:
+        self.seconds += time.perf_counter() - self._since
+        self._last_step = trainer.global_step
+        if self._clips is None:
+            self._clips = held_out_clips(self.config, trainer.strategy.root_device)
+        module.vae.eval()
+        result = evaluate(module.vae, self._clips, self.config.batch_size)
+        module.vae.train()
+        module.vae.register_to_config(latents_mean=result["latents_mean"], latents_std=result["latents_std"])
+        if trainer.is_global_zero:
+            save_vae(module.vae, self.run_dir / VAE_FOLDER)
+            metrics = {"psnr_db": result["psnr"], "steps": trainer.global_step, "train_minutes": self.seconds / 60,
+                       "held_out_clips": len(self._clips), "frames": self.config.render_frames,
+                       "size": self.config.size, "latents_mean": result["latents_mean"],
+                       "latents_std": result["latents_std"]}  # fmt: skip
+            write_text_atomic(self.run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n", overwrite=True)
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({"held_out/psnr": result["psnr"]}, step=trainer.global_step)
+        self._since = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: VaeTraining, *_: Any) -> None:
+        step = trainer.global_step
+        if self.every_n_steps > 0 and step > 0 and step != self._last_step and step % self.every_n_steps == 0:
+            self.export(trainer, module)
+
+    def on_train_end(self, trainer: L.Trainer, module: VaeTraining) -> None:
+        if trainer.global_step > 0 and trainer.global_step != self._last_step:
+            self.export(trainer, module)
+
+
+def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) the VAE run ``config`` describes; returns the run folder."""
+    config.check()
+    run_dir, resume_from = prepare_run_dir(config, overwrite=overwrite)
+    if overwrite:  # prepare_run_dir cleared train fit's outputs; these are ours
+        shutil.rmtree(run_dir / VAE_FOLDER, ignore_errors=True)
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)  # the initial weights
+
+    on_gpu = torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
+    module = VaeTraining(AutoencoderKLWan(**config.vae_arguments()), learning_rate=config.learning_rate,
+                         kl_weight=config.kl_weight, seed=config.seed)  # fmt: skip
+    dataset = SyntheticClips(config.seed, size=config.size, render_frames=config.render_frames,
+                             clip_frames=config.clip_frames, windows_per_camera=config.windows_per_camera,
+                             scenes_at_once=config.scenes_at_once)  # fmt: skip
+    callbacks = [VaeExport(run_dir, config), TrainerState(run_dir / STATE_FILE, config.checkpoint_every)]
+    trainer = L.Trainer(
+        accelerator=config.accelerator, devices=config.devices,
+        precision=config.precision or ("bf16-mixed" if on_gpu else "32-true"), gradient_clip_val=1.0,
+        max_steps=config.max_steps, max_time={"minutes": config.max_minutes} if config.max_minutes else None,
+        log_every_n_steps=config.log_every, logger=_logger(config, run_dir), callbacks=callbacks,
+        use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=run_dir,
+    )  # fmt: skip
+    datamodule = PairsDataModule(dataset, endless=True, batch_size=config.batch_size, seed=config.seed, num_workers=0)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    return run_dir
