@@ -10,6 +10,7 @@ optimizer, step) is Lightning's own checkpoint, kept apart in ``<run>/trainer_st
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,21 @@ class TrainerState(L.Callback):
     def on_train_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.global_step != self._last_step:
             self.save(trainer)
+
+
+class TimeLimit(L.Callback):
+    """Stop after ``minutes`` of this invocation (Lightning's ``max_time`` counts every resumed invocation
+    too): a long run goes in chunks of the same length, each one running the command again."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+
+    def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        if time.monotonic() - self._start > self.seconds:
+            trainer.should_stop = True  # the trainer state is saved when training ends
 
 
 class SampleVideos(L.Callback):

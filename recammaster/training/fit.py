@@ -36,7 +36,7 @@ from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
-from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TrainerState
+from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TimeLimit, TrainerState
 from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
 from recammaster.training.module import ReCamMasterTraining
 from recammaster.training.objective import ConditionAugmentation
@@ -77,7 +77,7 @@ class FitConfig:
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     max_steps: int = 1000
-    max_minutes: float | None = None  # stop (and save the trainer state) after this long
+    max_minutes: float | None = None  # stop (and save the trainer state) after this long in this invocation
     accumulate_grad_batches: int = 1
     gradient_checkpointing: bool = True
     precision: str | None = None  # default: bf16-mixed on GPU, 32 on CPU
@@ -218,7 +218,7 @@ def lightning_strategy(name: str) -> Any:
     return name
 
 
-def _logger(config: FitConfig, run_dir: Path) -> Any:
+def run_logger(config: Any, run_dir: Path) -> Any:
     """A logger writing to ``logs/chunk{k}``: one folder per invocation, so a resumed run never loses old logs."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -227,7 +227,7 @@ def _logger(config: FitConfig, run_dir: Path) -> Any:
     return logger_class(run_dir, name="logs", version=chunk)
 
 
-def prepare_run_dir(config: FitConfig, *, overwrite: bool = False) -> tuple[Path, Path | None]:
+def prepare_run_dir(config: Any, *, overwrite: bool = False) -> tuple[Path, Path | None]:
     """The run folder, and the trainer state to resume from when it holds the same run."""
     run_dir = Path(config.output_dir)
     saved = run_dir / "config.yaml"
@@ -281,6 +281,8 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         OfficialCheckpoints(run_dir, config.checkpoint_every, getattr(torch, config.checkpoint_dtype)),
         TrainerState(run_dir / STATE_FILE, config.checkpoint_every),
     ]
+    if config.max_minutes:
+        callbacks.append(TimeLimit(config.max_minutes))
     if config.sample_every > 0 and pipeline is not None:
         held_out = _dataset(config, device, pipeline, held_out=True)[0]
         examples = [held_out[index if endless else (index, 0)] for index in range(config.sample_count)]
@@ -289,8 +291,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
         strategy=lightning_strategy(config.strategy), precision=precision, max_steps=config.max_steps,
         accumulate_grad_batches=config.accumulate_grad_batches, log_every_n_steps=config.log_every,
-        max_time={"minutes": config.max_minutes} if config.max_minutes else None,
-        logger=_logger(config, run_dir), callbacks=callbacks, use_distributed_sampler=False,
+        logger=run_logger(config, run_dir), callbacks=callbacks, use_distributed_sampler=False,
         enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False, default_root_dir=run_dir,
     )  # fmt: skip
     datamodule = PairsDataModule(dataset, endless=endless, batch_size=config.batch_size, seed=config.seed,

@@ -43,8 +43,8 @@ from recammaster.data.synth.engine import CAMERAS
 from recammaster.errors import ReCamMasterError
 from recammaster.fileio import write_text_atomic
 from recammaster.models.vae import SPATIAL_FACTOR, TEMPORAL_FACTOR, WAN_VAE_CONFIG
-from recammaster.training.callbacks import TrainerState
-from recammaster.training.fit import STATE_FILE, PairsDataModule, _logger, prepare_run_dir
+from recammaster.training.callbacks import TimeLimit, TrainerState
+from recammaster.training.fit import STATE_FILE, PairsDataModule, prepare_run_dir, run_logger
 from recammaster.training.module import sample_generators
 
 VAE_FOLDER = "vae"
@@ -75,7 +75,7 @@ class VaeConfig:
     learning_rate: float = 3e-4
     kl_weight: float = 1e-6
     max_steps: int = 10000
-    max_minutes: float | None = None  # training time in all, over resumed invocations too (Lightning's Timer)
+    max_minutes: float | None = None  # training time of this invocation; run again to train on
     precision: str | None = None  # default: bf16-mixed on GPU, 32-true on CPU
     seed: int = 0
     # hardware and outputs
@@ -378,11 +378,13 @@ def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = Tr
                              clip_frames=config.clip_frames, windows_per_camera=config.windows_per_camera,
                              scenes_at_once=config.scenes_at_once)  # fmt: skip
     callbacks = [VaeExport(run_dir, config), TrainerState(run_dir / STATE_FILE, config.checkpoint_every)]
+    if config.max_minutes:
+        callbacks.append(TimeLimit(config.max_minutes))
     trainer = L.Trainer(
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision or ("bf16-mixed" if on_gpu else "32-true"), gradient_clip_val=1.0,
-        max_steps=config.max_steps, max_time={"minutes": config.max_minutes} if config.max_minutes else None,
-        log_every_n_steps=config.log_every, logger=_logger(config, run_dir), callbacks=callbacks,
+        max_steps=config.max_steps,
+        log_every_n_steps=config.log_every, logger=run_logger(config, run_dir), callbacks=callbacks,
         use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=run_dir,
     )  # fmt: skip

@@ -153,3 +153,10 @@ def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_d
     run = fit(config, progress=False)
     assert (run / "checkpoints" / "step3.ckpt").is_file()
     assert [p.name for p in (run / "samples").iterdir()] == ["step0000003_0.mp4"]
+
+
+def test_a_time_limit_stops_each_invocation_and_the_next_one_goes_on(tmp_path, pipeline_dir):
+    config = scratch_config(tmp_path / "run", pipeline_dir, max_steps=50, max_minutes=1e-6, checkpoint_every=50)
+    for expected_step in (1, 2):
+        fit(config, progress=False)
+        assert torch.load(tmp_path / "run" / STATE_FILE, weights_only=False)["global_step"] == expected_step
