@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from recammaster.cli.dataset import NoProgressOpt
-from recammaster.cli.options import FramesOpt, OverwriteOpt
+from recammaster.cli.options import FramesOpt, OverwriteOpt, resolve_device
 from recammaster.cli.render import CheckpointOpt, DeviceOpt, ModelDirOpt, choose_model, load_pipeline
-from recammaster.cli.train import _device
 from recammaster.errors import OutputExistsError, ReCamMasterError
 
 SYNTHETIC_EXAMPLES = """Examples:
@@ -73,7 +72,7 @@ def synthetic(
         raise OutputExistsError(existing[0])
     if checkpoint is not None and not checkpoint.is_file():
         raise ReCamMasterError(f"{checkpoint}: checkpoint not found")
-    device = _device(device)
+    device = resolve_device(device)
 
     from recammaster.evaluation.synthetic import evaluate_presets, write_report
 

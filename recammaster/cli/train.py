@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from recammaster.cli.dataset import DatasetArg, NoProgressOpt
-from recammaster.cli.options import OverwriteOpt
+from recammaster.cli.options import OverwriteOpt, resolve_device
 from recammaster.cli.render import DeviceOpt, HeightOpt, ModelDirOpt, WidthOpt
 from recammaster.errors import ReCamMasterError
 
@@ -32,20 +32,6 @@ def _shard(shard_index: int | None, num_shards: int | None) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise ReCamMasterError(f"--shard-index must be in 0..{count - 1} for --num-shards {count}, got {index}")
     return index, count
-
-
-def _device(device: str | None) -> str:
-    """cuda if present; a bare ``cuda`` under torchrun means this process's GPU (LOCAL_RANK)."""
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:
-        raise ReCamMasterError(f"--device: torch cannot use {device!r} ({error})") from error
-    return device
 
 
 @app.command("data-process", epilog=DATA_PROCESS_EXAMPLES)
@@ -80,7 +66,7 @@ def data_process(
     if workers < 0:
         raise ReCamMasterError(f"--workers must be 0 or more, got {workers}")
     check_cache_inputs(dataset, output, height=height, width=width, num_frames=frames)
-    device = _device(device)
+    device = resolve_device(device)
 
     import torch
 
