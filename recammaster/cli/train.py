@@ -220,6 +220,7 @@ def vae_command(
     output: Annotated[Path | None, _option("--output", "Run folder (default runs/vae).", "-o")] = None,
     max_steps: Annotated[int | None, _option("--max-steps", "Stop after this many steps in all.")] = None,
     max_minutes: Annotated[float | None, _option("--max-minutes", "Stop (and save) after this much training.")] = None,
+    init_from: Annotated[Path | None, _option("--init-from", "Start from this VAE folder's weights.")] = None,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -233,7 +234,7 @@ def vae_command(
     from recammaster.training.vae import METRICS_FILE, VAE_FOLDER, VaeConfig, train_vae
 
     overrides = {"output_dir": None if output is None else str(output), "max_steps": max_steps,
-                 "max_minutes": max_minutes}  # fmt: skip
+                 "max_minutes": max_minutes, "init_from": None if init_from is None else str(init_from)}  # fmt: skip
     if config is not None:
         settings = VaeConfig.from_yaml(config, **overrides)
     else:

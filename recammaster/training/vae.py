@@ -78,6 +78,7 @@ class VaeConfig:
     max_minutes: float | None = None  # training time of this invocation; run again to train on
     precision: str | None = None  # default: bf16-mixed on GPU, 32-true on CPU
     seed: int = 0
+    init_from: str | None = None  # a VAE folder whose weights start the run (a run begun on another machine)
     # hardware and outputs
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -362,6 +363,15 @@ class VaeExport(L.Callback):
             self.export(trainer, module)
 
 
+def start_from(vae: AutoencoderKLWan, folder: Path) -> None:
+    """Load another run's VAE weights (the optimizer starts afresh); they must fit ``vae``'s config."""
+    try:
+        trained = AutoencoderKLWan.from_pretrained(folder)
+        vae.load_state_dict(trained.state_dict(), strict=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ReCamMasterError(f"{folder}: cannot start the VAE from it ({error})") from error
+
+
 def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
     """Train (or resume) the VAE run ``config`` describes; returns the run folder."""
     config.check()
@@ -372,8 +382,10 @@ def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = Tr
     L.seed_everything(config.seed, workers=True, verbose=False)  # the initial weights
 
     on_gpu = torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
-    module = VaeTraining(AutoencoderKLWan(**config.vae_arguments()), learning_rate=config.learning_rate,
-                         kl_weight=config.kl_weight, seed=config.seed)  # fmt: skip
+    vae = AutoencoderKLWan(**config.vae_arguments())
+    if config.init_from:
+        start_from(vae, Path(config.init_from))
+    module = VaeTraining(vae, learning_rate=config.learning_rate, kl_weight=config.kl_weight, seed=config.seed)
     dataset = SyntheticClips(config.seed, size=config.size, render_frames=config.render_frames,
                              clip_frames=config.clip_frames, windows_per_camera=config.windows_per_camera,
                              scenes_at_once=config.scenes_at_once)  # fmt: skip

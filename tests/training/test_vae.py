@@ -132,3 +132,18 @@ def test_bad_configs_are_refused_naming_the_problem(tmp_path, run, yaml_text, me
     assert str(error.value) == message
     assert run("train", "vae", "--config", path, "-o", tmp_path / "run") == (1, "", f"error: {message}\n")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_run_can_start_from_another_runs_vae(tmp_path):
+    from recammaster.models.vae import WAN_VAE_CONFIG
+    from recammaster.training.vae import start_from
+
+    torch.manual_seed(1)
+    small = {**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1}
+    AutoencoderKLWan(**small).save_pretrained(tmp_path / "trained")
+    fresh = AutoencoderKLWan(**small)
+    start_from(fresh, tmp_path / "trained")
+    trained = AutoencoderKLWan.from_pretrained(tmp_path / "trained").state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in fresh.state_dict().items())
+    with pytest.raises(ReCamMasterError, match="trained: cannot start the VAE from it"):
+        start_from(AutoencoderKLWan(**{**small, "base_dim": 8}), tmp_path / "trained")
