@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from recammaster.cli.options import OverwriteOpt
+from recammaster.errors import ReCamMasterError
 
 BASE_EXAMPLES = """Example:
 
@@ -32,7 +33,7 @@ def embedded_base(
     from recammaster.training.embedded import build_base_pipeline
 
     if not (vae / "config.json").is_file():
-        raise typer.BadParameter(f"{vae}: not a VAE folder (no config.json); `recammaster train vae` writes one")
+        raise ReCamMasterError(f"{vae}: not a VAE folder (no config.json); `recammaster train vae` writes one")
     typer.echo(f"wrote {build_base_pipeline(vae, output, seed=seed, overwrite=overwrite)}")
 
 
@@ -52,6 +53,6 @@ def export(
 
     for path in (base / "model_index.json", checkpoint):
         if not path.is_file():
-            raise typer.BadParameter(f"{path}: not found")
+            raise ReCamMasterError(f"{path}: not found")
     defaults = {"height": height, "width": width, "num_inference_steps": steps, "guidance_scale": guidance}
     typer.echo(f"wrote {export_pipeline(base, checkpoint, output, render_defaults=defaults, overwrite=overwrite)}")

@@ -218,11 +218,11 @@ def render_command(
         jobs = [_single_job(video, prompt, output, trajectory)]
         if jobs[0].output.exists() and not overwrite:
             raise ReCamMasterError(f"{jobs[0].output}: exists already; pass --overwrite to replace it")
+    camera: Trajectory = load_trajectory(trajectory, num_frames=frames)
     model_dir, defaults = choose_model(model_dir)
     height, width = height or defaults["height"], width or defaults["width"]
     steps = steps or defaults["num_inference_steps"]
     guidance = guidance if guidance is not None else defaults["guidance_scale"]
-    camera: Trajectory = load_trajectory(trajectory, num_frames=frames)
     try:
         check_render_inputs(frames, height, width, steps, guidance, trajectory_frames=camera.num_frames)
     except ValueError as error:

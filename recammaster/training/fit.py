@@ -133,7 +133,7 @@ class FitConfig:
             problems.append(f"strategy {self.strategy} needs deepspeed: pip install deepspeed")
         if self.from_scratch and self.model_config is None:
             problems.append("from_scratch needs model_config (a size name or constructor arguments)")
-        if self.model_dir is None and self.data != "cached":
+        if self.model_dir is None and self.data in ("synthetic", "synthetic-pool"):
             problems.append(f"data: {self.data} needs model_dir (its VAE and text encoder encode the frames)")
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
