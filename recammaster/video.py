@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
-import av
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -30,6 +30,8 @@ from recammaster.errors import ReCamMasterError
 from recammaster.fileio import atomic_output
 
 if TYPE_CHECKING:
+    import av
+
     from recammaster.cameras.trajectory import Trajectory
 
 Array = np.ndarray
@@ -39,6 +41,13 @@ UPSTREAM_FPS = 30  # upstream's output rate (its training clips are 15 fps)
 DEFAULT_CRF = 18  # visually near-lossless H.264; upstream used 25
 PIXEL_FORMAT = "yuv420p"  # what every player accepts; halves chroma, so width and height must be even
 FIT_MODES = ("error", "loop", "resample")
+
+
+def _pyav() -> ModuleType:
+    """PyAV, imported when a video is first read or written: training and tests of models need no FFmpeg."""
+    import av
+
+    return av
 
 
 class VideoError(ReCamMasterError, ValueError):
@@ -68,6 +77,7 @@ class VideoInfo:
 
 def _open(path: Path) -> tuple[av.container.InputContainer, av.VideoStream]:
     """Open ``path`` and return the container with its first video stream, or raise a ``VideoError``."""
+    av = _pyav()
     if not path.is_file():
         raise VideoError(path, "no such file")
     try:
@@ -101,6 +111,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     to learn its rotation. A recorded count can differ from the decoded one in files with edit lists;
     ``read_video`` always counts decoded frames.
     """
+    av = _pyav()
     path = Path(path)
     container, stream = _open(path)
     try:
@@ -147,6 +158,7 @@ def read_video(path: str | Path, num_frames: int | None = None, *, start: int = 
     if start < 0:
         raise ValueError(f"start must be 0 or more, got {start}")
     path = Path(path)
+    av = _pyav()
     container, stream = _open(path)
     frames: list[Array] = []
     total = 0
@@ -283,6 +295,7 @@ def write_video(
     rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
     if rate <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    av = _pyav()
     with atomic_output(path, overwrite=overwrite) as temporary:
         try:
             with av.open(str(temporary), mode="w") as container:

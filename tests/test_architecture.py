@@ -46,3 +46,14 @@ def test_no_module_imports_a_higher_layer(path):
 def test_every_top_level_module_has_a_layer():
     names = {p.name.removesuffix(".py") for p in PACKAGE.iterdir() if p.suffix == ".py" or p.is_dir()}
     assert names - {"__init__", "__pycache__", "assets"} <= set(LAYERS)  # assets: data files, no code
+
+
+def test_training_and_the_command_import_without_pyav():
+    """The GPU machine trains without FFmpeg bindings: PyAV loads only when a video is read or written."""
+    import subprocess
+    import sys
+
+    modules = "recammaster.training.fit, recammaster.training.vae, recammaster.cli"
+    code = f"import sys; sys.modules['av'] = None; import {modules}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -353,12 +353,15 @@ def sample_camera(
     speed: str | SpeedCurve | None = None,
     num_frames: int = NUM_FRAMES,
     min_height: float = MIN_CAMERA_HEIGHT_M,
+    start: Array | None = None,
 ) -> SampledCamera:
     """One camera following the MultiCamVideo rules; ``None`` arguments are drawn, others are kept.
 
     Fixing ``kind``, ``direction``, ``radius`` or ``speed`` lets callers build balanced sets and
     lets tests aim at one rule. Start and motion are redrawn together until the whole path stays
-    above ``min_height`` and MIN_CLEARANCE_M from the character.
+    above ``min_height`` and MIN_CLEARANCE_M from the character. ``start`` (a 4x4 pose) fixes the
+    first pose instead, as a re-rendering request starts where the source camera starts; then only
+    the motion is redrawn.
     """
     rng = make_generator(generator)
     character = np.asarray(character, dtype=np.float64)
@@ -374,17 +377,22 @@ def sample_camera(
         speed = parse_speed(speed)
     fraction = speed(np.arange(num_frames) / (num_frames - 1))
 
+    fixed_start = None if start is None else np.asarray(start, dtype=np.float64)
     for _ in range(MAX_ATTEMPTS):
-        position = _start_position(rng, character, radius)
-        start = make_pose(look_at(position, character, WORLD_UP), position)
+        if fixed_start is None:
+            position = _start_position(rng, character, radius)
+            start = make_pose(look_at(position, character, WORLD_UP), position)
+        else:
+            start, position = fixed_start, fixed_start[:3, 3]
         options = DIRECTIONS[kind]
         chosen = direction or (options[rng.integers(len(options))] if options else None)
         motion = _MOTIONS[kind](rng, start, character, chosen, fraction)
         if _path_fits(motion, character, min_height):
             break
     else:
+        where = f"radius {radius} m" if fixed_start is None else f"a start at {fixed_start[:3, 3].round(2).tolist()}"
         raise TrajectoryError(
-            f"no {kind} camera fits radius {radius} m around {character.tolist()} above "
+            f"no {kind} camera fits {where} around {character.tolist()} above "
             f"min_height={min_height} m in {MAX_ATTEMPTS} draws"
         )
 

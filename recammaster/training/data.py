@@ -14,6 +14,7 @@ the GPU, whose 90 ordered camera pairs per scene are then drawn at no rendering 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +28,8 @@ from recammaster.data.multicam import DatasetError
 from recammaster.data.pairs import MultiCamPairs
 from recammaster.data.synth import SyntheticPairStream
 from recammaster.data.synth.engine import CAMERAS, make_scene
-from recammaster.data.synth.scene import describe_scene
+from recammaster.data.synth.scene import describe_scene, refilm_trajectories
+from recammaster.fileio import atomic_output
 from recammaster.models.text_encoder import encode_prompt
 from recammaster.models.vae import encode_video
 from recammaster.training.cache import find_cached_clip, read_cache_settings, read_cached_clip, read_empty_prompt
@@ -113,31 +115,62 @@ class CachedPairs(Dataset):
         }
 
 
+_REFILM_STREAM = 3  # a seed word of its own: re-filming draws share no generator with the scene's draws
+
+
 class SyntheticLatentPool(Dataset):
     """Scenes ``first_scene`` .. ``first_scene + num_scenes - 1`` of a seed, every camera rendered and encoded
-    once on ``device``; item ``index`` is ordered pair ``index % 90`` of scene ``index // 90`` (target camera
-    ``p // 9``, source the ``p % 9``-th of the others), with the target camera relative to the source's
-    frame 0 as upstream pairs them. Items are on the device: load them without workers.
+    once on ``device``, paired within groups of cameras; the target camera is relative to the source's frame 0.
 
-    Memory: at 128x128 x 81 frames a scene's ten latent clips take 1.7 MB (bf16), its caption 128 KB.
+    - ``refilm=0``, upstream's pairs: one group, the scene's ten cameras, 90 ordered pairs per scene; pair p
+      has target camera ``p // 9`` and as source the ``p % 9``-th of the others.
+    - ``refilm=R``: R more cameras start at each camera's first pose
+      (:func:`recammaster.data.synth.scene.refilm_trajectories`), making ten groups of 1 + R cameras that
+      share frame 0, as a request and its source video do; pairs are the ordered pairs within a group,
+      numbered group by group in the same way, (1 + R) R of them per group.
+
+    Item ``index`` is pair ``index % pairs_per_scene`` of scene ``index // pairs_per_scene``. Items are on the
+    device: load them without workers. Memory: at 128x128 x 81 frames one latent clip takes 172 KB (bf16),
+    a scene's caption 128 KB.
     """
-
-    PAIRS = CAMERAS * (CAMERAS - 1)
 
     def __init__(self, vae, tokenizer, text_encoder, *, seed: int, num_scenes: int, height: int, width: int,
                  num_frames: int, device: torch.device | str, first_scene: int = 1, max_sequence_length: int = 512,
-                 progress: bool = True) -> None:  # fmt: skip
-        from tqdm import tqdm
-
+                 progress: bool = True, cache: Path | None = None, refilm: int = 0) -> None:  # fmt: skip
+        """``cache``: a file the pool is read from when it exists and written to when not, so that a resumed
+        run skips the rendering; it holds this pool only (the run folder's config guards the settings)."""
         if num_scenes < 1:
             raise ValueError(f"a pool needs at least one scene, got {num_scenes}")
+        if refilm < 0:
+            raise ValueError(f"refilm must not be negative, got {refilm}")
+        self.refilm = refilm
+        self.group_size = 1 + refilm if refilm else CAMERAS
+        self.pairs_per_scene = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
+        if cache is not None and cache.is_file():
+            saved = torch.load(cache, map_location=device, weights_only=False)
+            self.latents, self.poses, self.text = saved["latents"], saved["poses"], saved["text"]
+            self._empty_text = saved["empty_text"]
+            return
+        self._render(vae, tokenizer, text_encoder, seed, range(first_scene, first_scene + num_scenes), height, width,
+                     num_frames, device, max_sequence_length, progress)  # fmt: skip
+        if cache is not None:
+            with atomic_output(cache, overwrite=True) as partial:  # ranks of one host write the same pool
+                torch.save({"latents": self.latents, "poses": self.poses, "text": self.text,
+                            "empty_text": self._empty_text}, partial)  # fmt: skip
+
+    def _render(self, vae, tokenizer, text_encoder, seed, scenes, height, width, num_frames, device,
+                max_sequence_length, progress) -> None:  # fmt: skip
+        from tqdm import tqdm
+
         renderer = SyntheticPairStream(seed, num_frames=num_frames, height=height, width=width, device=device)
         self.latents, self.poses, self.text = [], [], []
-        scenes = range(first_scene, first_scene + num_scenes)
         with torch.no_grad():
             for index in tqdm(scenes, desc="rendering and encoding the scene pool", unit="scene", disable=not progress):
                 spec = make_scene(seed, index, num_frames)
-                videos = renderer.to_video(renderer.render(spec)).to(vae.dtype)  # (10, 3, T, H, W)
+                if self.refilm:
+                    extra = refilm_trajectories(spec, np.random.default_rng([seed, index, _REFILM_STREAM]), self.refilm)
+                    spec = dataclasses.replace(spec, trajectories=spec.trajectories + extra)
+                videos = renderer.to_video(renderer.render(spec)).to(vae.dtype)  # (cameras, 3, T, H, W)
                 self.latents.append(encode_video(vae, videos).to(torch.bfloat16))
                 self.poses.append(np.stack([trajectory.poses for trajectory in spec.trajectories]))
                 text = encode_prompt(tokenizer, text_encoder, [describe_scene(spec)], max_length=max_sequence_length,
@@ -147,16 +180,23 @@ class SyntheticLatentPool(Dataset):
                                              device=device)[0]  # fmt: skip
 
     def __len__(self) -> int:
-        return len(self.latents) * self.PAIRS
+        return len(self.latents) * self.pairs_per_scene
 
     def empty_text(self) -> torch.Tensor:
         return self._empty_text
 
+    def clip(self, group: int, member: int) -> int:
+        """The clip of a group's member: member 0 is the scene's camera ``group``, then its re-filmings."""
+        if not self.refilm:
+            return member
+        return group if member == 0 else CAMERAS + group * self.refilm + member - 1
+
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         index = key[0] if isinstance(key, tuple) else key
-        scene, pair = divmod(index, self.PAIRS)
-        target, other = divmod(pair, CAMERAS - 1)
-        source = other + (other >= target)
+        scene, pair = divmod(index, self.pairs_per_scene)
+        group, pair = divmod(pair, self.group_size * (self.group_size - 1))
+        target, other = divmod(pair, self.group_size - 1)
+        target, source = self.clip(group, target), self.clip(group, other + (other >= target))
         poses = self.poses[scene]
         condition = camera_condition(poses[target], reference=poses[source][0])
         latents = self.latents[scene]

@@ -71,6 +71,7 @@ class FitConfig:
     num_frames: int = 81
     pairs_per_scene: int = 10
     pool_scenes: int = 100  # synthetic-pool: scenes rendered and encoded once (90 pairs each)
+    pool_refilm: int = 0  # synthetic-pool: >0 pairs cameras that share frame 0 instead (SyntheticLatentPool)
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -135,6 +136,10 @@ class FitConfig:
             problems.append("from_scratch needs model_config (a size name or constructor arguments)")
         if self.model_dir is None and self.data in ("synthetic", "synthetic-pool"):
             problems.append(f"data: {self.data} needs model_dir (its VAE and text encoder encode the frames)")
+        if not isinstance(self.pool_refilm, int) or self.pool_refilm < 0:
+            problems.append(f"pool_refilm must be a whole number of cameras (0 or more), got {self.pool_refilm!r}")
+        elif self.pool_refilm and self.data != "synthetic-pool":
+            problems.append(f"pool_refilm works with data: synthetic-pool, not {self.data}")
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -191,6 +196,9 @@ def _load_models(config: FitConfig, dtype: torch.dtype) -> tuple[ReCamMasterTran
     return transformer, pipeline
 
 
+POOL_FILE = "scene_pool.pt"  # a synthetic-pool run's rendered and encoded scenes, reused when it resumes
+
+
 def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out: bool = False) -> tuple[Dataset, bool]:
     """The training pairs and whether they are endless; ``held_out``: a small set from the next seed, for samples."""
     seed = config.seed + held_out
@@ -201,7 +209,9 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
         pipeline.vae.to(device)
         pipeline.text_encoder.to(device)
         pool = SyntheticLatentPool(pipeline.vae, pipeline.tokenizer, pipeline.text_encoder, seed=seed,
-                                   num_scenes=1 if held_out else config.pool_scenes, device=device, **size)  # fmt: skip
+                                   num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
+                                   device=device,
+                                   cache=None if held_out else Path(config.output_dir) / POOL_FILE, **size)  # fmt: skip
         return pool, False
     return SyntheticPairs(seed=seed, device=device, pairs_per_scene=config.pairs_per_scene, **size), True
 
@@ -244,7 +254,7 @@ def prepare_run_dir(config: Any, *, overwrite: bool = False) -> tuple[Path, Path
         write_text_atomic(saved, config.to_yaml(), overwrite=True)
         return run_dir, state if state.is_file() else None
     if overwrite and run_dir.exists():
-        for name in ("config.yaml", "trainer_state", "checkpoints", "logs", "samples"):
+        for name in ("config.yaml", "trainer_state", "checkpoints", "logs", "samples", POOL_FILE):
             target = run_dir / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     write_text_atomic(saved, config.to_yaml(), overwrite=True)

@@ -73,6 +73,7 @@ class VaeConfig:
     batch_size: int = 16
     # optimisation
     learning_rate: float = 3e-4
+    warmup_steps: int = 0  # the rate rises linearly from 0 over these steps
     kl_weight: float = 1e-6
     max_steps: int = 10000
     max_minutes: float | None = None  # training time of this invocation; run again to train on
@@ -104,7 +105,7 @@ class VaeConfig:
     def check(self) -> None:
         """Raise naming every option that cannot work, before anything is rendered or built."""
         integers = ("size", "render_frames", "clip_frames", "windows_per_camera", "scenes_at_once", "held_out_clips",
-                    "batch_size", "max_steps", "checkpoint_every", "log_every", "seed")  # fmt: skip
+                    "batch_size", "max_steps", "warmup_steps", "checkpoint_every", "log_every", "seed")  # fmt: skip
         problems = [f"{name} must be an integer, got {getattr(self, name)!r}" for name in integers
                     if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool)]  # fmt: skip
         problems += [f"{name} must be a number, got {getattr(self, name)!r}" for name in ("learning_rate", "kl_weight")
@@ -123,6 +124,8 @@ class VaeConfig:
         for name in ("windows_per_camera", "scenes_at_once", "held_out_clips", "batch_size", "max_steps"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            problems.append(f"warmup_steps must not be negative, got {self.warmup_steps}")
         if self.learning_rate <= 0 or self.kl_weight < 0:
             problems.append(f"learning_rate must be positive and kl_weight not negative, got {self.learning_rate} "
                             f"and {self.kl_weight}")  # fmt: skip
@@ -276,16 +279,20 @@ def evaluate(vae: AutoencoderKLWan, clips: list[torch.Tensor], batch_size: int) 
 
 
 class VaeTraining(L.LightningModule):
-    """Train an ``AutoencoderKLWan`` with :func:`vae_loss`; AdamW with torch's defaults but the rate.
+    """Train an ``AutoencoderKLWan`` with :func:`vae_loss`; AdamW with torch's defaults but the rate, which
+    rises linearly over ``warmup_steps`` and then stays.
 
     Each clip's posterior sample is drawn from a generator seeded by the run's seed and the clip's sample
     number, so a resumed run, or N GPUs, repeat one uninterrupted GPU's draws.
     """
 
-    def __init__(self, vae: AutoencoderKLWan, *, learning_rate: float, kl_weight: float, seed: int) -> None:
+    def __init__(
+        self, vae: AutoencoderKLWan, *, learning_rate: float, kl_weight: float, seed: int, warmup_steps: int = 0
+    ) -> None:
         super().__init__()
         self.vae = vae.train()
         self.learning_rate, self.kl_weight, self.seed = learning_rate, kl_weight, seed
+        self.warmup_steps = warmup_steps
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
         generators = sample_generators(self.seed, batch["sample"].tolist())
@@ -297,8 +304,12 @@ class VaeTraining(L.LightningModule):
         self.log("train/psnr", output.psnr, prog_bar=True, batch_size=size)
         return output.loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.vae.parameters(), lr=self.learning_rate)
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.vae.parameters(), lr=self.learning_rate)
+        warmup = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / (self.warmup_steps + 1))
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
 
 def save_vae(vae: AutoencoderKLWan, folder: Path) -> None:
@@ -385,7 +396,9 @@ def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = Tr
     vae = AutoencoderKLWan(**config.vae_arguments())
     if config.init_from:
         start_from(vae, Path(config.init_from))
-    module = VaeTraining(vae, learning_rate=config.learning_rate, kl_weight=config.kl_weight, seed=config.seed)
+    module = VaeTraining(vae, learning_rate=config.learning_rate, kl_weight=config.kl_weight, seed=config.seed,
+                         warmup_steps=config.warmup_steps)  # fmt: skip
+    torch.backends.cudnn.benchmark = on_gpu  # fixed clip shapes: let cuDNN pick the fastest 3-D convolutions
     dataset = SyntheticClips(config.seed, size=config.size, render_frames=config.render_frames,
                              clip_frames=config.clip_frames, windows_per_camera=config.windows_per_camera,
                              scenes_at_once=config.scenes_at_once)  # fmt: skip

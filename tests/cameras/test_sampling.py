@@ -413,3 +413,29 @@ def test_bad_seed_and_camera_count_are_refused():
     with pytest.raises(TrajectoryError) as caught:
         sampling.sample_scene_cameras(0, 0)
     assert str(caught.value) == "num_cameras must be at least 1, got 0"
+
+
+# ---------------------------------------------------------------------------
+# A fixed start (re-filming requests)
+# ---------------------------------------------------------------------------
+
+
+@EXAMPLES
+@given(seed=SEEDS, kind=KINDS)
+def test_a_fixed_start_is_the_first_pose_and_the_motion_follows_its_rule(seed, kind):
+    start = draw(seed + 1, "pan").trajectory.poses[0]  # a MultiCamVideo start, aiming at the origin
+    camera = draw(seed, kind, start=start)
+    np.testing.assert_array_equal(camera.trajectory.poses[0], start)
+    assert camera.kind == kind
+    assert camera.start_distance == pytest.approx(np.linalg.norm(start[:3, 3]), abs=TIGHT)
+    if kind == "static":
+        np.testing.assert_array_equal(camera.trajectory.poses[-1], start)
+    else:
+        assert np.abs(camera.trajectory.poses[-1] - start).max() > 1e-3
+
+
+def test_a_start_no_motion_can_leave_is_refused_naming_it():
+    start = np.eye(4)
+    start[:3, 3] = (0.0, 0.0, 0.6)  # 0.6 m above a character at the origin, looking along +z (straight up)
+    with pytest.raises(TrajectoryError, match=r"no translation camera fits a start at \[0.0, 0.0, 0.6\]"):
+        draw(0, "translation", direction="backward", start=start, min_height=0.59)

@@ -1,6 +1,7 @@
 """Whole training runs on the CPU with tiny models: learning, checkpoints, inference, resuming."""
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer, official_to_diffusers
 from recammaster.pipeline import ReCamMasterPipeline
-from recammaster.training.fit import STATE_FILE, FitConfig, fit
+from recammaster.training.fit import POOL_FILE, STATE_FILE, FitConfig, fit
 from recammaster.training.module import ReCamMasterTraining, sample_generators
 from recammaster.training.objective import flow_matching_loss
 
@@ -67,6 +68,10 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), trainable="most", strategy="magic", dataset="x"))
     with pytest.raises(ReCamMasterError, match="data: cached needs dataset"):
         fit(FitConfig(output_dir=str(tmp_path)))
+    with pytest.raises(ReCamMasterError, match="pool_refilm works with data: synthetic-pool, not synthetic"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", pool_refilm=1))
+    with pytest.raises(ReCamMasterError, match="pool_refilm must be a whole number of cameras"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_refilm=-1))
     (tmp_path / "bad.yaml").write_text("learning_rate: 1\nlearning_speed: 2\n")
     with pytest.raises(ReCamMasterError, match=r"bad\.yaml: unknown options learning_speed"):
         FitConfig.from_yaml(tmp_path / "bad.yaml")
@@ -147,12 +152,61 @@ def test_scene_pool_items_are_the_streams_pairs_encoded(tiny_pipeline):
     assert item["text"].shape == (512, 16)
 
 
+def test_a_refilming_pool_pairs_cameras_that_share_frame_0(tiny_pipeline):
+    from recammaster.cameras.conventions import camera_condition
+    from recammaster.data.synth.engine import make_scene
+    from recammaster.data.synth.scene import refilm_trajectories
+    from recammaster.models.vae import encode_video
+    from recammaster.training.data import _REFILM_STREAM, SyntheticLatentPool
+
+    encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
+    pool = SyntheticLatentPool(*encoders, seed=5, num_scenes=2, height=32, width=32, num_frames=5, device="cpu",
+                               progress=False, refilm=2)  # fmt: skip
+    assert len(pool) == 2 * 10 * 3 * 2  # ten groups of three cameras, six ordered pairs in each
+    spec = make_scene(5, 2, 5)
+    extra = refilm_trajectories(spec, np.random.default_rng([5, 2, _REFILM_STREAM]), 2)
+    cameras = spec.trajectories + extra  # scene cameras 0..9, then camera c's re-filmings at 10 + 2c, 11 + 2c
+    stream = SyntheticPairs(seed=5, height=32, width=32, num_frames=5)
+    videos = stream.to_video(stream.render(dataclasses.replace(spec, trajectories=cameras)))
+    with torch.no_grad():
+        latents = encode_video(tiny_pipeline.vae, videos).to(torch.bfloat16)
+    # scene 2, group 4 (camera 4, then clips 18 and 19); its pair 3 has target member 1 and source member 2
+    for pair, (target, source) in {3: (18, 19), 0: (4, 18), 5: (19, 18)}.items():
+        item = pool[60 + 4 * 6 + pair]
+        assert torch.equal(item["target_latents"], latents[target])
+        assert torch.equal(item["source_latents"], latents[source])
+        condition = camera_condition(cameras[target].poses, reference=cameras[source].poses[0])
+        np.testing.assert_array_equal(item["camera"].numpy(), condition)
+        np.testing.assert_allclose(condition[0], np.eye(4)[:3].reshape(-1), atol=1e-6)  # the request starts there
+
+
+def test_a_cached_scene_pool_is_read_back_without_rendering(tiny_pipeline, tmp_path):
+    from recammaster.training.data import SyntheticLatentPool
+
+    options = {"seed": 5, "num_scenes": 1, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
+               "progress": False, "cache": tmp_path / "pool.pt"}  # fmt: skip
+    rendered = SyntheticLatentPool(tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder, **options)
+    read = SyntheticLatentPool(None, None, None, **options)  # no encoders: it cannot have rendered anything
+    assert len(read) == len(rendered) == 90
+    for key in ((0, 0), (47, 0), (89, 1)):
+        for name, value in rendered[key].items():
+            assert torch.equal(read[key][name], value), name
+    assert torch.equal(read.empty_text(), rendered.empty_text())
+
+
 def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_dir):
     config = scratch_config(tmp_path / "run", pipeline_dir, data="synthetic-pool", pool_scenes=2, max_steps=3,
                             sample_every=3, sample_steps=2, sample_count=1)  # fmt: skip
     run = fit(config, progress=False)
     assert (run / "checkpoints" / "step3.ckpt").is_file()
     assert [p.name for p in (run / "samples").iterdir()] == ["step0000003_0.mp4"]
+    written = (run / POOL_FILE).stat().st_mtime_ns  # the next invocation reads the scenes back
+    fit(dataclasses.replace(config, max_steps=4), progress=False)
+    assert (run / "checkpoints" / "step4.ckpt").is_file()
+    assert (run / POOL_FILE).stat().st_mtime_ns == written
+    fit(config, overwrite=True, progress=False)  # starting over renders the pool again
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step3.ckpt"]
+    assert (run / POOL_FILE).stat().st_mtime_ns > written
 
 
 def test_a_time_limit_stops_each_invocation_and_the_next_one_goes_on(tmp_path, pipeline_dir):

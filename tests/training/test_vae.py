@@ -18,6 +18,7 @@ from recammaster.training.vae import (
     VAE_FOLDER,
     SyntheticClips,
     VaeConfig,
+    VaeTraining,
     held_out_clips,
     psnr,
     train_vae,
@@ -29,7 +30,8 @@ def tiny_config(run: Path, **changes) -> VaeConfig:
     options = {
         "output_dir": str(run), "vae_config": {"base_dim": 4}, "size": 16, "render_frames": 9, "clip_frames": 5,
         "windows_per_camera": 2, "scenes_at_once": 2, "held_out_clips": 2, "batch_size": 2, "max_steps": 6,
-        "learning_rate": 2e-3, "accelerator": "cpu", "devices": 1, "checkpoint_every": 3, "log_every": 1,
+        "learning_rate": 2e-3, "warmup_steps": 4, "accelerator": "cpu", "devices": 1, "checkpoint_every": 3,
+        "log_every": 1,
     }  # fmt: skip
     return VaeConfig(**{**options, **changes})
 
@@ -62,6 +64,18 @@ def test_samples_interleave_scenes_and_windows_are_frame_groups():
     whole = stream.to_video(stream.render(make_scene(3, scene, 9))[camera])
     assert torch.equal(item["video"], whole[:, start : start + 5])
     assert -1 <= whole.min() < whole.max() <= 1
+
+
+def test_learning_rate_rises_linearly_over_the_warmup_then_stays():
+    module = VaeTraining(AutoencoderKLWan(base_dim=4), learning_rate=1e-3, kl_weight=0.0, seed=0, warmup_steps=3)
+    optimizers = module.configure_optimizers()
+    optimizer, schedule = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.25e-3, 0.5e-3, 0.75e-3, 1e-3, 1e-3, 1e-3])
 
 
 def test_interrupted_run_ends_with_the_same_weights(tmp_path, straight):

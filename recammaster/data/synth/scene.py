@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recammaster.cameras.lens import Lens
-from recammaster.cameras.sampling import RADII_M, SampledCamera, sample_scene_cameras
+from recammaster.cameras.sampling import RADII_M, SampledCamera, sample_camera, sample_scene_cameras
 from recammaster.cameras.trajectory import Trajectory
 from recammaster.data.synth.characters import (
     ANIMATIONS,
@@ -29,6 +29,7 @@ from recammaster.data.synth.characters import (
     WALK_RADIUS_RANGE_M,
     CharacterSpec,
 )
+from recammaster.errors import TrajectoryError
 
 Array = np.ndarray
 RGB = tuple[float, float, float]
@@ -348,6 +349,53 @@ def sample_scene(rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> Scen
         num_frames=num_frames,
         has_ceiling=has_ceiling,
     )
+
+
+# ---------------------------------------------------------------------------
+# Re-filming requests
+# ---------------------------------------------------------------------------
+
+REFILM_DRAWS = 20  # motions tried from one start before settling for a still camera there
+ROOM_MARGIN_M = 0.3  # a re-filming camera keeps this far inside an indoor room's walls and ceiling
+
+
+def _inside_room(spec: SceneSpec, positions: np.ndarray) -> bool:
+    """Whether every camera centre is inside the room (outdoors: always)."""
+    for plane in spec.planes[1:]:  # the ground is first; the cameras keep above it already
+        coordinate = positions[:, plane.axis]
+        if plane.position > 0 and coordinate.max() > plane.position - ROOM_MARGIN_M:
+            return False
+        if plane.position < 0 and coordinate.min() < plane.position + ROOM_MARGIN_M:
+            return False
+    return True
+
+
+def refilm_trajectories(spec: SceneSpec, rng: np.random.Generator, per_camera: int) -> tuple[Trajectory, ...]:
+    """``per_camera`` more trajectories from each camera's first pose: the scene re-filmed as a user asks.
+
+    At inference the requested trajectory starts at the source camera's first pose (``render`` places
+    presets there), while the ten cameras of a MultiCamVideo scene start anywhere on the hemisphere. A
+    camera and its re-filmings share frame 0 and differ by motions drawn with the same rules (kind,
+    size, speed), kept inside an indoor room. Camera c's k-th re-filming is item ``c * per_camera + k``.
+    """
+    trajectories = []
+    for camera in spec.cameras:
+        start = camera.trajectory.poses[0]
+        for _ in range(per_camera):
+            trajectories.append(_refilm(spec, camera, start, rng))
+    return tuple(trajectories)
+
+
+def _refilm(spec: SceneSpec, camera: SampledCamera, start: np.ndarray, rng: np.random.Generator) -> Trajectory:
+    for _ in range(REFILM_DRAWS):
+        try:
+            drawn = sample_camera(rng, character=camera.character, radius=camera.radius,
+                                  num_frames=spec.num_frames, start=start).trajectory  # fmt: skip
+        except TrajectoryError:  # this kind cannot leave this start (an arc at the ground, say)
+            continue
+        if _inside_room(spec, drawn.positions):
+            return Trajectory(drawn.poses, name=drawn.name, lens=spec.lens, metadata=dict(drawn.metadata))
+    return Trajectory(np.broadcast_to(start, (spec.num_frames, 4, 4)).copy(), name="static", lens=spec.lens)
 
 
 # ---------------------------------------------------------------------------
