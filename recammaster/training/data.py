@@ -9,7 +9,7 @@ so it sees exactly the samples the uninterrupted run would have. Datasets here t
 Three sources of pairs: :class:`CachedPairs` (MultiCamVideo clips encoded once by ``train data-process``),
 the synthetic engine's :class:`recammaster.data.synth.SyntheticPairs` (rendered on the fly, encoded by the
 module), and :class:`SyntheticLatentPool` (a fixed set of synthetic scenes rendered and encoded once, on
-the GPU, whose 90 ordered camera pairs per scene are then drawn at no rendering cost).
+the GPU, whose ordered camera pairs, upstream's or those sharing frame 0, are then drawn at no rendering cost).
 """
 
 from __future__ import annotations
