@@ -47,7 +47,7 @@ DATA_SOURCES = ("cached", "synthetic", "synthetic-pool")
 STATE_FILE = "trainer_state/last.ckpt"
 # Options a resumed run may change: they decide how long and how loudly it runs, not what it computes.
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "checkpoint_every", "sample_every", "sample_count",
-                               "sample_steps", "log_every", "num_workers", "logger"})  # fmt: skip
+                               "sample_steps", "log_every", "num_workers", "logger", "compile_blocks"})  # fmt: skip
 
 
 @dataclass
@@ -81,6 +81,7 @@ class FitConfig:
     max_minutes: float | None = None  # stop (and save the trainer state) after this long in this invocation
     accumulate_grad_batches: int = 1
     gradient_checkpointing: bool = True
+    compile_blocks: bool = False  # torch.compile each transformer block (the first steps compile)
     precision: str | None = None  # default: bf16-mixed on GPU, 32 on CPU
     seed: int = 0
     # the paper's tricks (off: upstream's released recipe)
@@ -282,7 +283,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
     module = ReCamMasterTraining(
         transformer, trainable=config.trainable, lora_rank=config.lora_rank, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, augmentation=augmentation,
-        gradient_checkpointing=config.gradient_checkpointing, seed=config.seed,
+        gradient_checkpointing=config.gradient_checkpointing, compile_blocks=config.compile_blocks, seed=config.seed,
         vae=pipeline.vae if pipeline is not None else None,
         text_encoder=pipeline.text_encoder if pipeline is not None and config.data == "synthetic" else None,
         tokenizer=pipeline.tokenizer if pipeline is not None else None, empty_text=empty_text,

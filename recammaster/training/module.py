@@ -50,6 +50,8 @@ class ReCamMasterTraining(L.LightningModule):
         learning_rate, weight_decay: AdamW settings (upstream's README: 1e-4; torch's decay 0.01).
         augmentation: the paper's condition-noise, condition-drop and text-drop tricks (default off).
         gradient_checkpointing: recompute each block in the backward pass (memory for time).
+        compile_blocks: ``torch.compile`` each transformer block in place (diffusers' regional compilation:
+            one compiled graph serves every block, and the weights keep their names).
         seed: the run's seed, for every random draw of every step.
         vae, text_encoder, tokenizer: frozen encoders for pixel batches (not needed for cached latents).
         empty_text: (L, D) embedding of the empty caption, for ``text_drop`` with cached latents.
@@ -65,6 +67,7 @@ class ReCamMasterTraining(L.LightningModule):
         weight_decay: float = 0.01,
         augmentation: ConditionAugmentation | None = None,
         gradient_checkpointing: bool = False,
+        compile_blocks: bool = False,
         seed: int = 0,
         vae: AutoencoderKLWan | None = None,
         text_encoder: UMT5EncoderModel | None = None,
@@ -78,6 +81,8 @@ class ReCamMasterTraining(L.LightningModule):
             parameter.data = parameter.data.float()  # the float32 master copy of what is trained
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
+        if compile_blocks:
+            self.transformer.compile_repeated_blocks()
         self.trainable, self.learning_rate, self.weight_decay = trainable, learning_rate, weight_decay
         self.augmentation = augmentation or ConditionAugmentation()
         self.seed, self.max_sequence_length = seed, max_sequence_length

@@ -56,6 +56,22 @@ def test_interrupted_run_resumes_at_the_same_step_with_the_same_data(tmp_path, p
         assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+def test_compiled_blocks_train_as_the_plain_ones_and_keep_their_weight_names(tmp_path, pipeline_dir):
+    from torch._dynamo.utils import counters
+
+    plain = fit(scratch_config(tmp_path / "plain", pipeline_dir, max_steps=2, checkpoint_every=2), progress=False)
+    counters.clear()
+    compiled = fit(scratch_config(tmp_path / "compiled", pipeline_dir, max_steps=2, checkpoint_every=2,
+                                  compile_blocks=True), progress=False)  # fmt: skip
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo really captured the blocks
+    np.testing.assert_allclose(logged_losses(compiled), logged_losses(plain), rtol=1e-4)
+    a = torch.load(plain / "checkpoints" / "step2.ckpt", weights_only=True)
+    b = torch.load(compiled / "checkpoints" / "step2.ckpt", weights_only=True)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+
+
 def test_a_different_run_in_the_same_folder_is_refused(tmp_path, pipeline_dir):
     fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=1), progress=False)
     with pytest.raises(OutputExistsError, match="learning_rate"):
