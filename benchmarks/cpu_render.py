@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_render.py [MODEL_DIR]      # default: the model shipped in the package
 
-Renders the bundled example clip (81 frames, 128x128) along arc-left at the model's render defaults and
+Renders the bundled example clip (81 frames, 128x128) along pan-right at the model's render defaults and
 prints load, text, VAE encode, sampling, VAE decode and video writing times. Weights do not change the
 work, so a random pipeline of the same sizes times the same.
 """
@@ -43,7 +43,7 @@ def main() -> None:
     pipeline.set_progress_bar_config(disable=True)
     video = read_video(EXAMPLE_DIR / "example.mp4", 81)
     caption = json.loads((EXAMPLE_DIR / "example.json").read_text())["caption"]
-    trajectory = get_preset("arc-left")()
+    trajectory = get_preset("pan-right")()
     lap("load model and clip")
     with torch.no_grad():
         positive, _ = pipeline.encode_prompt(caption, None)

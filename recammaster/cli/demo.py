@@ -14,14 +14,14 @@ from recammaster.cli.render import DeviceOpt, TrajectoryOpt, render_command
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "example"
 DEMO_EXAMPLES = """Examples:
 
-  recammaster demo                       # arc-left, writes demo.mp4 and demo_side_by_side.mp4
+  recammaster demo                       # pan-right, writes demo.mp4 and demo_side_by_side.mp4
 
   recammaster demo -t zoom-in -o zoom.mp4
 """
 
 
 def demo(
-    trajectory: TrajectoryOpt = "arc-left",
+    trajectory: TrajectoryOpt = "pan-right",
     output: Annotated[Path, typer.Option("-o", "--output", help="The re-filmed clip (mp4).")] = Path("demo.mp4"),
     device: DeviceOpt = None,
     overwrite: OverwriteOpt = False,

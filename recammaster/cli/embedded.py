@@ -11,9 +11,12 @@ import typer
 from recammaster.cli.options import OverwriteOpt
 from recammaster.errors import ReCamMasterError
 
-BASE_EXAMPLES = """Example:
+BASE_EXAMPLES = """Examples:
 
   recammaster train embedded-base --vae runs/embedded-vae/vae -o runs/embedded-base
+
+  recammaster train embedded-base --vae runs/embedded-vae-long/vae --text-from recammaster/assets/embedded \\
+      -o runs/embedded-base          # the shipped model's text path, to train on from its weights
 """
 EXPORT_EXAMPLES = """Example:
 
@@ -26,15 +29,23 @@ def embedded_base(
     vae: Annotated[Path, typer.Option("--vae", help="The trained VAE folder (train vae writes RUN/vae).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The pipeline folder to write.")],
     seed: Annotated[int, typer.Option("--seed", help="Seeds the text encoder's random weights.")] = 0,
+    text_from: Annotated[
+        Path | None, typer.Option("--text-from", help="Reuse this saved pipeline's tokenizer and text encoder.")
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Assemble the pipeline the embedded default trains from: the VAE, a tokenizer learned from the
-    synthetic captions, a frozen random 128-wide umT5 and a fresh `embedded` transformer."""
+    synthetic captions, a frozen random 128-wide umT5 and a fresh `embedded` transformer. The learned
+    tokenizer and random umT5 differ between sentencepiece and transformers versions: to train on from the
+    shipped model, reuse its text path with --text-from."""
     from recammaster.training.embedded import build_base_pipeline
 
     if not (vae / "config.json").is_file():
         raise ReCamMasterError(f"{vae}: not a VAE folder (no config.json); `recammaster train vae` writes one")
-    typer.echo(f"wrote {build_base_pipeline(vae, output, seed=seed, overwrite=overwrite)}")
+    if text_from is not None and not (text_from / "text_encoder" / "config.json").is_file():
+        raise ReCamMasterError(f"{text_from}: no text_encoder/config.json; --text-from takes a saved pipeline folder")
+    built = build_base_pipeline(vae, output, seed=seed, text_from=text_from, overwrite=overwrite)
+    typer.echo(f"wrote {built}")
 
 
 def export(

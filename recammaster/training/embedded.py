@@ -24,7 +24,7 @@ from recammaster.data.synth.engine import make_scene
 from recammaster.data.synth.scene import describe_scene
 from recammaster.errors import OutputExistsError
 from recammaster.models.configs import transformer_config
-from recammaster.models.text_encoder import train_tokenizer, umt5_config
+from recammaster.models.text_encoder import load_tokenizer, train_tokenizer, umt5_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import RENDER_DEFAULTS_FILE, ReCamMasterPipeline
@@ -39,16 +39,26 @@ def caption_corpus(seed: int, count: int) -> list[str]:
 
 def build_base_pipeline(
     vae_folder: str | Path, output: str | Path, *, seed: int = 0, vocab_size: int = 512, corpus_scenes: int = 2000,
-    overwrite: bool = False,
+    text_from: str | Path | None = None, overwrite: bool = False,
 ) -> Path:  # fmt: skip
     """A pipeline folder with the trained VAE, the learned tokenizer, the frozen random text encoder and a
-    fresh ``embedded`` transformer: the starting point of the embedded default's training."""
+    fresh ``embedded`` transformer: the starting point of the embedded default's training.
+
+    ``text_from``: a saved pipeline whose tokenizer and text encoder are reused instead. The learned
+    tokenizer and the random encoder depend on the sentencepiece and transformers versions, so training on
+    from a model (the shipped one) needs its own text path, not a rebuilt one.
+    """
     output = Path(output)
     if (output / "model_index.json").exists() and not overwrite:
         raise OutputExistsError(f"{output}: holds a pipeline already; pass --overwrite to replace it")
-    tokenizer = train_tokenizer(caption_corpus(seed + 7, corpus_scenes), output / "tokenizer", vocab_size)
-    torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **EMBEDDED_TEXT_ENCODER)).eval()
+    if text_from is not None:
+        tokenizer = load_tokenizer(Path(text_from) / "tokenizer")
+        text_encoder = UMT5EncoderModel.from_pretrained(Path(text_from) / "text_encoder", torch_dtype=torch.float32)
+        text_encoder.eval()
+    else:
+        tokenizer = train_tokenizer(caption_corpus(seed + 7, corpus_scenes), output / "tokenizer", vocab_size)
+        torch.manual_seed(seed)
+        text_encoder = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **EMBEDDED_TEXT_ENCODER)).eval()
     transformer = ReCamMasterTransformer3DModel(**transformer_config("embedded"))
     vae = AutoencoderKLWan.from_pretrained(vae_folder)
     ReCamMasterPipeline(

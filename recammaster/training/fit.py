@@ -40,12 +40,14 @@ from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, Ti
 from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
 from recammaster.training.module import ReCamMasterTraining
 from recammaster.training.objective import ConditionAugmentation
+from recammaster.training.schedule import RateSchedule
 from recammaster.training.trainable import TRAINABLE_SETS
 
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_1", "deepspeed_stage_2")
 DATA_SOURCES = ("cached", "synthetic", "synthetic-pool")
 STATE_FILE = "trainer_state/last.ckpt"
-# Options a resumed run may change: they decide how long and how loudly it runs, not what it computes.
+# Options a resumed run may change: they decide how long and how loudly it runs, not what it computes
+# (max_steps only without a decay, which ends at max_steps).
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "checkpoint_every", "sample_every", "sample_count",
                                "sample_steps", "log_every", "num_workers", "logger", "compile_blocks"})  # fmt: skip
 
@@ -78,6 +80,8 @@ class FitConfig:
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     max_steps: int = 1000
+    warmup_steps: int = 0  # the rate rises linearly over these steps (upstream: none)
+    decay_steps: int = 0  # and falls linearly to 0 over the last of max_steps (upstream: none)
     max_minutes: float | None = None  # stop (and save the trainer state) after this long in this invocation
     accumulate_grad_batches: int = 1
     gradient_checkpointing: bool = True
@@ -144,12 +148,19 @@ class FitConfig:
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        try:
+            self.rate_schedule()
+        except ValueError as error:
+            problems.append(str(error))
         if self.logger not in ("csv", "tensorboard"):
             problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
         if self.condition_noise is not None and len(self.condition_noise) != 2:
             problems.append(f"condition_noise is two timesteps [low, high], got {self.condition_noise}")
         if problems:
             raise ReCamMasterError("training config: " + "; ".join(problems))
+
+    def rate_schedule(self) -> RateSchedule:
+        return RateSchedule(self.warmup_steps, self.decay_steps, self.max_steps)
 
     def augmentation(self) -> ConditionAugmentation:
         noise = tuple(self.condition_noise) if self.condition_noise is not None else None
@@ -191,9 +202,9 @@ def _load_models(config: FitConfig, dtype: torch.dtype) -> tuple[ReCamMasterTran
         if pipeline is None:
             raise ReCamMasterError("training config: model_dir (the weights to fine-tune) or from_scratch is needed")
         transformer = pipeline.transformer
-    if config.init_checkpoint:
+    if config.init_checkpoint:  # in the dtype the run would have had: a float32 checkpoint goes on exactly
         arguments = {key: value for key, value in transformer.config.items() if not key.startswith("_")}
-        transformer = load_transformer(config.init_checkpoint, config=arguments, torch_dtype=dtype)
+        transformer = load_transformer(config.init_checkpoint, config=arguments, torch_dtype=transformer.dtype)
     return transformer, pipeline
 
 
@@ -246,7 +257,8 @@ def prepare_run_dir(config: Any, *, overwrite: bool = False) -> tuple[Path, Path
     if saved.is_file() and not overwrite:
         before = yaml.safe_load(saved.read_text()) or {}
         now = dataclasses.asdict(config)
-        if changed := sorted(key for key in set(before) | set(now) if key not in RESUMABLE_CHANGES
+        resumable = RESUMABLE_CHANGES - {"max_steps"} if getattr(config, "decay_steps", 0) else RESUMABLE_CHANGES
+        if changed := sorted(key for key in set(before) | set(now) if key not in resumable
                              and before.get(key) != now.get(key)):  # fmt: skip
             raise OutputExistsError(
                 f"{run_dir}: holds a run with a different {', '.join(changed)} ({saved}); pick another "
@@ -282,7 +294,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
     empty_text = dataset.empty_text() if hasattr(dataset, "empty_text") else None
     module = ReCamMasterTraining(
         transformer, trainable=config.trainable, lora_rank=config.lora_rank, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, augmentation=augmentation,
+        weight_decay=config.weight_decay, rate_schedule=config.rate_schedule(), augmentation=augmentation,
         gradient_checkpointing=config.gradient_checkpointing, compile_blocks=config.compile_blocks, seed=config.seed,
         vae=pipeline.vae if pipeline is not None else None,
         text_encoder=pipeline.text_encoder if pipeline is not None and config.data == "synthetic" else None,

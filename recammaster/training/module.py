@@ -9,7 +9,8 @@ or pixels (``target_video``, ``source_video``, ``caption``), which are encoded h
 and text encoder; both carry ``camera``.
 
 The optimizer is upstream's (spec §5.2): AdamW over the trainable set with torch's defaults (betas 0.9 /
-0.999, eps 1e-8, weight decay 0.01), no schedule, no clipping. Trainable weights stay float32 (the master
+0.999, eps 1e-8, weight decay 0.01), no clipping, and by default no schedule (``rate_schedule`` adds warm-up
+and decay). Trainable weights stay float32 (the master
 copy); frozen ones may be bf16. A Lightning checkpoint keeps only the trainable weights and the optimizer:
 the frozen rest comes from the same base weights when a run resumes.
 """
@@ -28,7 +29,7 @@ from recammaster.models.text_encoder import encode_prompt
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import encode_video
 from recammaster.training.objective import ConditionAugmentation, flow_matching_loss
-from recammaster.training.schedule import TrainingSchedule
+from recammaster.training.schedule import RateSchedule, TrainingSchedule
 from recammaster.training.trainable import select_trainable, trainable_parameters
 
 
@@ -65,6 +66,7 @@ class ReCamMasterTraining(L.LightningModule):
         lora_rank: int = 64,
         learning_rate: float = 1e-4,
         weight_decay: float = 0.01,
+        rate_schedule: RateSchedule | None = None,
         augmentation: ConditionAugmentation | None = None,
         gradient_checkpointing: bool = False,
         compile_blocks: bool = False,
@@ -84,6 +86,7 @@ class ReCamMasterTraining(L.LightningModule):
         if compile_blocks:
             self.transformer.compile_repeated_blocks()
         self.trainable, self.learning_rate, self.weight_decay = trainable, learning_rate, weight_decay
+        self.rate_schedule = rate_schedule or RateSchedule()
         self.augmentation = augmentation or ConditionAugmentation()
         self.seed, self.max_sequence_length = seed, max_sequence_length
         self.schedule = TrainingSchedule()
@@ -149,10 +152,14 @@ class ReCamMasterTraining(L.LightningModule):
         self.log("train/timestep", output.timestep.float().mean(), batch_size=len(target))
         return output.loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = torch.optim.AdamW(
             trainable_parameters(self.transformer), lr=self.learning_rate, weight_decay=self.weight_decay
         )
+        if self.rate_schedule.constant:  # upstream's recipe, and the trainer states saved before schedules existed
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.rate_schedule.factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep only the trained weights: the frozen ones are the run's base weights."""

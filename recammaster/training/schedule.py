@@ -1,4 +1,5 @@
-"""Upstream's training noise schedule: which noise level a step trains on, and how much its loss counts.
+"""Training schedules: upstream's noise levels (which one a step trains on, how much its loss counts) and
+the learning rate's warm-up and decay (upstream keeps the rate constant).
 
 Spec ``upstream-recammaster.md`` §2.5: the 1000 training sigmas are the sampler's schedule with 1000
 steps (shift 5), t_i = 1000 sigma_i. A step draws i uniformly, rounds t_i to bfloat16 (the DiT sees that
@@ -56,3 +57,33 @@ class TrainingSchedule:
         if len(inside) == 0:
             raise ValueError(f"no training timestep lies in [{low}, {high}]")
         return self.sigmas[inside[torch.randint(0, len(inside), (batch_size,), generator=generator)]]
+
+
+@dataclass(frozen=True)
+class RateSchedule:
+    """Warm-up, stable, decay: the rate rises linearly over ``warmup_steps``, stays, and falls linearly to 0
+    over the last ``decay_steps`` before ``max_steps``. Warm-up spares a run started from saved weights
+    (``init_checkpoint``) AdamW's full-size first steps; the decay ends a run on a lower loss than a
+    constant rate reaches. Zero steps of both is upstream's constant rate.
+    """
+
+    warmup_steps: int = 0
+    decay_steps: int = 0
+    max_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 0 or self.decay_steps < 0:
+            raise ValueError(f"warm-up and decay steps must not be negative: {self.warmup_steps}, {self.decay_steps}")
+        if self.warmup_steps + self.decay_steps > self.max_steps and not self.constant:
+            raise ValueError(f"warm-up ({self.warmup_steps}) and decay ({self.decay_steps}) steps do not fit in "
+                             f"max_steps ({self.max_steps})")  # fmt: skip
+
+    @property
+    def constant(self) -> bool:
+        return self.warmup_steps == 0 and self.decay_steps == 0
+
+    def factor(self, step: int) -> float:
+        """The multiple of the learning rate for optimizer step ``step`` (0-based)."""
+        warm = min(1.0, (step + 1) / (self.warmup_steps + 1))
+        left = self.max_steps - step
+        return warm * (min(1.0, left / self.decay_steps) if self.decay_steps else 1.0)

@@ -34,10 +34,34 @@ def test_base_pipeline_then_export_round_trip(tmp_path, run):
     assert len(files) == 3  # text encoder, VAE, transformer
     for path in files:
         with safe_open(path, "pt") as handle:
-            assert {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 - a safe_open handle is not a dict == {"F16"}, path
+            dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 - not a dict
+            assert dtypes == {"F16"}, path
     assert read_render_defaults(tmp_path / "shipped") == {"height": 64, "width": 96, "num_inference_steps": 8,
                                                           "guidance_scale": 1.0}  # fmt: skip
     code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o",
                        tmp_path / "shipped")  # fmt: skip
     assert code == 1
     assert "pass --overwrite" in err
+
+
+def test_a_base_can_reuse_another_pipelines_text_path_exactly(tmp_path, run):
+    """The learned tokenizer and the random umT5 depend on the sentencepiece and transformers versions, so a
+    model trained on one text path is trained on by reusing it (the shipped model's), not by rebuilding it."""
+    AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1}).save_pretrained(tmp_path / "vae")
+    first = build_base_pipeline(tmp_path / "vae", tmp_path / "first", vocab_size=200, corpus_scenes=40)
+    with torch.no_grad():  # unlike any freshly built encoder
+        original = ReCamMasterPipeline.load(first, torch_dtype=torch.float32)
+        original.text_encoder.shared.weight.mul_(-1)
+        original.save_pretrained(first)
+    code, _, err = run("train", "embedded-base", "--vae", tmp_path / "vae", "--text-from", first, "-o",
+                       tmp_path / "second")  # fmt: skip
+    assert code == 0, err
+    second = ReCamMasterPipeline.load(tmp_path / "second", torch_dtype=torch.float32)
+    assert second.tokenizer.get_vocab() == original.tokenizer.get_vocab()
+    for key, value in original.text_encoder.state_dict().items():
+        assert torch.equal(second.text_encoder.state_dict()[key], value), key
+    code, _, err = run("train", "embedded-base", "--vae", tmp_path / "vae", "--text-from", tmp_path / "vae", "-o",
+                       tmp_path / "third")  # fmt: skip
+    assert code == 1
+    assert err.endswith(f"error: {tmp_path / 'vae'}: no text_encoder/config.json; --text-from takes a saved pipeline "
+                        "folder\n")  # fmt: skip

@@ -15,9 +15,10 @@ from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer, official_to_diffusers
 from recammaster.pipeline import ReCamMasterPipeline
-from recammaster.training.fit import POOL_FILE, STATE_FILE, FitConfig, fit
+from recammaster.training.fit import POOL_FILE, STATE_FILE, FitConfig, _load_models, fit
 from recammaster.training.module import ReCamMasterTraining, sample_generators
 from recammaster.training.objective import flow_matching_loss
+from recammaster.training.schedule import RateSchedule
 
 
 def scratch_config(run: Path, pipeline_dir: Path, **changes) -> FitConfig:
@@ -56,6 +57,44 @@ def test_interrupted_run_resumes_at_the_same_step_with_the_same_data(tmp_path, p
         assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+def test_rate_schedule_warms_up_holds_and_decays_to_zero():
+    schedule = RateSchedule(warmup_steps=2, decay_steps=3, max_steps=10)
+    factors = [schedule.factor(step) for step in range(10)]
+    np.testing.assert_allclose(factors, [1 / 3, 2 / 3, 1, 1, 1, 1, 1, 1, 2 / 3, 1 / 3])
+    assert RateSchedule().constant
+    assert not schedule.constant
+    with pytest.raises(ValueError, match=r"warm-up \(4\) and decay \(7\) steps do not fit in max_steps \(10\)"):
+        RateSchedule(warmup_steps=4, decay_steps=7, max_steps=10)
+
+
+def test_a_scheduled_run_resumes_on_its_schedule(tmp_path, pipeline_dir):
+    schedule = {"warmup_steps": 2, "decay_steps": 3}
+    straight = fit(scratch_config(tmp_path / "straight", pipeline_dir, **schedule), progress=False)
+    chunk = scratch_config(tmp_path / "resumed", pipeline_dir, max_minutes=1e-6, **schedule)  # a step per call
+    for _ in range(3):
+        fit(chunk, progress=False)
+    state = torch.load(tmp_path / "resumed" / STATE_FILE, weights_only=False)
+    assert state["lr_schedulers"][0]["_last_lr"] == [2e-3 * RateSchedule(2, 3, 6).factor(3)]
+    resumed = fit(scratch_config(tmp_path / "resumed", pipeline_dir, **schedule), progress=False)
+    assert logged_losses(straight) == logged_losses(resumed)
+    with pytest.raises(OutputExistsError, match="max_steps"):  # the decay ends at max_steps
+        fit(scratch_config(tmp_path / "resumed", pipeline_dir, max_steps=9, **schedule), progress=False)
+    constant = fit(scratch_config(tmp_path / "constant", pipeline_dir), progress=False)
+    assert logged_losses(constant)[0] == logged_losses(straight)[0]
+    assert logged_losses(constant)[1:] != logged_losses(straight)[1:]  # warm-up: smaller first steps
+
+
+def test_init_checkpoint_of_a_float32_run_starts_from_its_exact_weights(tmp_path, pipeline_dir):
+    run = fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=2, checkpoint_every=2), progress=False)
+    saved = torch.load(run / "checkpoints" / "step2.ckpt", weights_only=True)
+    config = scratch_config(tmp_path / "next", pipeline_dir, init_checkpoint=str(run / "checkpoints" / "step2.ckpt"))
+    transformer, _ = _load_models(config, torch.bfloat16)  # the GPU's dtype: frozen parts bf16, this fp32
+    loaded = official_to_diffusers(saved)
+    assert transformer.dtype == torch.float32
+    for name, parameter in transformer.state_dict().items():
+        assert torch.equal(parameter, loaded[name]), name
+
+
 def test_compiled_blocks_train_as_the_plain_ones_and_keep_their_weight_names(tmp_path, pipeline_dir):
     from torch._dynamo.utils import counters
 
@@ -86,6 +125,8 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path)))
     with pytest.raises(ReCamMasterError, match="pool_refilm works with data: synthetic-pool, not synthetic"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", pool_refilm=1))
+    with pytest.raises(ReCamMasterError, match=r"warm-up \(600\) and decay \(500\) steps do not fit"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warmup_steps=600, decay_steps=500))
     with pytest.raises(ReCamMasterError, match="pool_refilm must be a whole number of cameras"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_refilm=-1))
     (tmp_path / "bad.yaml").write_text("learning_rate: 1\nlearning_speed: 2\n")
