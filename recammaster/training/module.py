@@ -10,9 +10,9 @@ and text encoder; both carry ``camera``.
 
 The optimizer is upstream's (spec §5.2): AdamW over the trainable set with torch's defaults (betas 0.9 /
 0.999, eps 1e-8, weight decay 0.01), no clipping, and by default no schedule (``rate_schedule`` adds warm-up
-and decay). Trainable weights stay float32 (the master
-copy); frozen ones may be bf16. A Lightning checkpoint keeps only the trainable weights and the optimizer:
-the frozen rest comes from the same base weights when a run resumes.
+and decay). Trainable weights stay float32 (the master copy); frozen ones may be bf16. A Lightning
+checkpoint keeps only the trainable weights and the optimizer: the frozen rest comes from the same base
+weights when a run resumes.
 """
 
 from __future__ import annotations
