@@ -48,6 +48,9 @@ def synthetic(
     output_dir: Annotated[
         Path, typer.Option("-o", "--output-dir", help="Folder for report.json, report.md, pictures and videos.")
     ] = Path("eval-synthetic"),
+    no_videos: Annotated[
+        bool, typer.Option("--no-videos", help="Skip the first scene's source | result | ground truth videos.")
+    ] = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -67,7 +70,7 @@ def synthetic(
         presets = check_settings(scenes, size, frames, steps, guidance, preset or OFFICIAL_PRESETS)
     except ValueError as error:
         raise ReCamMasterError(str(error)) from error
-    existing = [path for path in report_paths(output_dir, presets) if path.exists()]
+    existing = [path for path in report_paths(output_dir, presets, videos=not no_videos) if path.exists()]
     if existing and not overwrite:
         raise OutputExistsError(existing[0])
     if checkpoint is not None and not checkpoint.is_file():
@@ -82,6 +85,6 @@ def synthetic(
         pipeline, seed=seed, num_scenes=scenes, size=size, num_frames=frames, presets=presets, steps=steps,
         guidance=guidance, device=device, progress=not no_progress,
     )  # fmt: skip
-    write_report(report, output_dir, overwrite=overwrite)
+    write_report(report, output_dir, overwrite=overwrite, videos=not no_videos)
     typer.echo(report.to_markdown(), nl=False)
     typer.echo(f"wrote {output_dir}")

@@ -128,6 +128,9 @@ def fit_command(
     model_dir: Annotated[Path | None, _option("--model-dir", "Official weights or a saved pipeline.")] = None,
     from_scratch: Annotated[bool | None, _option("--from-scratch", "A fresh transformer of --model-config.")] = None,
     model_config: Annotated[str | None, _option("--model-config", "Transformer size for --from-scratch.")] = None,
+    conditioning: Annotated[
+        str | None, _option("--conditioning", "How the source enters a --from-scratch model: frame, channel, view.")
+    ] = None,
     init_checkpoint: Annotated[Path | None, _option("--init-checkpoint", "Official weights to start from.")] = None,
     trainable: Annotated[str | None, _option("--trainable", "camera-attention (default), full or lora.")] = None,
     lora_rank: Annotated[int | None, _option("--lora-rank", "Rank of the LoRA adapters (default 64).")] = None,
@@ -180,6 +183,7 @@ def fit_command(
         devices = int(devices) if devices.isdigit() else devices
     overrides = {
         "output_dir": output, "model_dir": model_dir, "from_scratch": from_scratch, "model_config": model_config,
+        "conditioning": conditioning,
         "init_checkpoint": init_checkpoint, "trainable": trainable, "lora_rank": lora_rank, "data": data,
         "dataset": dataset, "cache_dir": cache_dir, "height": height, "width": width, "num_frames": frames,
         "pool_scenes": pool_scenes, "batch_size": batch_size, "learning_rate": learning_rate, "max_steps": max_steps,

@@ -1,5 +1,8 @@
 """Measuring re-renderings: per-frame PSNR and SSIM, and ground-truth metrics per preset on held-out synthetic
-scenes (``recammaster eval synthetic``)."""
+scenes (``recammaster eval synthetic``). The paper's other metrics live in their own modules, imported where
+used because they need optional packages (``pip install recammaster[eval]``): ``camera_accuracy`` (RotErr and
+TransErr through COLMAP), ``matching`` (matched pixels, SIFT + RANSAC), ``regions`` (PSNR and SSIM over the
+pixels the source shows and those it does not) and ``distribution`` (FID, FVD, CLIP-T/F/V, FVD-V)."""
 
 from recammaster.evaluation.metrics import mse, psnr, ssim
 from recammaster.evaluation.synthetic import (

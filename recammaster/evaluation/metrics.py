@@ -13,7 +13,8 @@ average over frames, scenes or presets as it needs and still plot a curve over t
   three channels. This is ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
   sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)``; torchmetrics' SSIM
   also averages the positions within 5 pixels of the border, over a reflect-padded frame, and so gives
-  other (usually lower) values.
+  other (usually lower) values. :func:`ssim_map` gives the per-position values before that average, for
+  metrics over part of a frame (:mod:`recammaster.evaluation.regions`).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def _local_mean(images: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     return F.conv2d(images, window.reshape(1, 1, 1, size))
 
 
-def ssim(prediction: Array, target: Array) -> Array:
-    """Structural similarity per frame, mean over the RGB channels and valid window positions: (T,) float64."""
+def _ssim_planes(prediction: Array, target: Array) -> torch.Tensor:
+    """SSIM at every valid window position of every channel: (T, 3, H - 10, W - 10) float64 (for an 11 window)."""
     prediction, target = _check_pair(prediction, target)
     frames, height, width = prediction.shape[:3]
     if min(height, width) < SSIM_WINDOW:
@@ -87,5 +88,19 @@ def ssim(prediction: Array, target: Array) -> Array:
     c1, c2 = (SSIM_K1 * MAX_VALUE) ** 2, (SSIM_K2 * MAX_VALUE) ** 2
     numerator = (2 * mean_x * mean_y + c1) * (2 * covariance + c2)
     denominator = (mean_x**2 + mean_y**2 + c1) * (variance_x + variance_y + c2)
-    per_plane = (numerator / denominator).mean(dim=(1, 2, 3))  # (T * 3,)
-    return per_plane.reshape(frames, 3).mean(dim=1).numpy()
+    local = numerator / denominator  # (T * 3, 1, H - 10, W - 10)
+    return local.reshape(frames, 3, *local.shape[2:])
+
+
+def ssim_map(prediction: Array, target: Array) -> Array:
+    """SSIM at each valid window position and channel, (T, H - 10, W - 10, 3) float64, for masked averages.
+
+    Position ``(i, j)`` is the window centred on pixel ``(i + 5, j + 5)``: the map covers the pixels at least
+    five from the border, and :func:`ssim` is its mean.
+    """
+    return _ssim_planes(prediction, target).permute(0, 2, 3, 1).numpy()
+
+
+def ssim(prediction: Array, target: Array) -> Array:
+    """Structural similarity per frame, mean over the RGB channels and valid window positions: (T,) float64."""
+    return _ssim_planes(prediction, target).mean(dim=(2, 3)).mean(dim=1).numpy()

@@ -42,6 +42,7 @@ from recammaster.data.synth.scene import NUM_FRAMES, describe_scene
 from recammaster.data.synth.stream import crop_intrinsics
 from recammaster.errors import OutputExistsError
 from recammaster.evaluation.metrics import mse, psnr, ssim
+from recammaster.evaluation.regions import visible_mask
 from recammaster.fileio import atomic_output, write_text_atomic
 from recammaster.pipeline.recammaster_pipeline import DEFAULT_STEPS, check_render_inputs
 from recammaster.video import side_by_side, write_video
@@ -75,21 +76,27 @@ class HeldOutScene:
     source: Array  # (T, H, W, 3) uint8, the scene's first camera
     requests: dict[int, Trajectory]  # preset number -> the preset relative to its own first frame
     targets: dict[int, Array]  # preset number -> (T, H, W, 3) uint8 ground truth
+    visible: dict[int, Array]  # preset number -> (T, H, W) bool: target pixels the source shows at that time
+    focal_px: float  # the lens, in pixels (both axes)
 
 
 def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device: str | torch.device) -> HeldOutScene:
     """Render scene ``index`` of ``seed`` from its first camera and along the ten presets placed there.
 
-    One render call for all eleven cameras, as ``SyntheticPairStream.render`` draws a scene's cameras.
+    One render call for all eleven cameras, as ``SyntheticPairStream.render`` draws a scene's cameras; its
+    depth tells which pixels of each ground truth the source shows (:func:`regions.visible_mask`).
     """
     spec = make_scene(seed, index, num_frames)
     start = spec.trajectories[0].poses
     requests = {number: get_preset(number)(num_frames=num_frames) for number in OFFICIAL_PRESETS}
     poses = np.stack([start] + [request.placed_at(start[0]).poses for request in requests.values()])
-    rendered = render_tensors(to_render_scene(spec), poses, crop_intrinsics(spec.lens, size, size), (size, size),
-                              device=device).images.cpu().numpy()  # fmt: skip
-    targets = dict(zip(requests, rendered[1:], strict=True))
-    return HeldOutScene(index, describe_scene(spec), rendered[0], requests, targets)
+    intrinsics = crop_intrinsics(spec.lens, size, size)
+    rendered = render_tensors(to_render_scene(spec), poses, intrinsics, (size, size), device=device, depth=True)
+    images, depth = rendered.images.cpu().numpy(), rendered.depth.cpu().numpy()
+    targets = dict(zip(requests, images[1:], strict=True))
+    visible = {number: visible_mask(depth[camera], depth[0], poses[camera], poses[0], intrinsics)
+               for camera, number in enumerate(requests, start=1)}  # fmt: skip
+    return HeldOutScene(index, describe_scene(spec), images[0], requests, targets, visible, float(intrinsics[0, 0]))
 
 
 # ---------------------------------------------------------------------------
@@ -326,9 +333,9 @@ def video_name(preset: int) -> str:
     return f"videos/{preset:02d}_{get_preset(preset).name}.mp4"
 
 
-def report_paths(out_dir: str | Path, presets: Sequence[int]) -> list[Path]:
+def report_paths(out_dir: str | Path, presets: Sequence[int], *, videos: bool = True) -> list[Path]:
     """Every file :func:`write_report` writes for these presets."""
-    names = ["report.json", "report.md", "scores.png", "contact_sheet.png", *map(video_name, presets)]
+    names = ["report.json", "report.md", "scores.png", "contact_sheet.png", *map(video_name, presets if videos else [])]
     return [Path(out_dir) / name for name in names]
 
 
@@ -391,13 +398,16 @@ def draw_contact_sheet(report: PresetReport, path: str | Path, *, overwrite: boo
     return Path(path)
 
 
-def write_report(report: PresetReport, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
-    """Write report.json, report.md, scores.png, contact_sheet.png and videos/NN_<preset>.mp4 of the first scene.
+def write_report(
+    report: PresetReport, out_dir: str | Path, *, overwrite: bool = False, videos: bool = True
+) -> list[Path]:
+    """Write report.json, report.md, scores.png, contact_sheet.png and (``videos``) videos/NN_<preset>.mp4 of
+    the first scene.
 
     Existing files are refused (:class:`OutputExistsError`, before anything is written) unless ``overwrite``.
     """
     presets = report.settings["presets"]
-    paths = report_paths(out_dir, presets)
+    paths = report_paths(out_dir, presets, videos=videos)
     for path in paths:
         if path.exists() and not overwrite:
             raise OutputExistsError(path)
@@ -407,7 +417,7 @@ def write_report(report: PresetReport, out_dir: str | Path, *, overwrite: bool =
     plot_scores(report, scores_path, overwrite=overwrite)
     draw_contact_sheet(report, sheet_path, overwrite=overwrite)
     scene = report.example
-    for preset, path in zip(presets, video_paths, strict=True):
+    for preset, path in zip(presets if videos else [], video_paths, strict=True):
         result = report.example_results[preset]
         inner = side_by_side(result, scene.targets[preset], labels=("", "ground truth"),
                              trajectory=scene.requests[preset])  # fmt: skip

@@ -10,6 +10,15 @@ all tokens, and per block:
 The camera of latent frame j conditions target frame j and source frame j alike. ``cam_encoder`` starts
 at zero and ``projector`` at the identity, so a fresh model is exactly Wan2.1. Everything else is
 diffusers' ``WanTransformer3DModel``, whose modules, attention backends and offloading we reuse.
+
+``conditioning`` selects how the source video enters, for the paper's Table 3 comparison (the input and
+output layouts stay the frame-concatenated ones, so training and sampling code serve all three):
+
+- ``frame`` (ReCamMaster): one token sequence of both videos, 2 F frames;
+- ``channel``: each target frame's latents and the source frame's at the same time are stacked on the
+  channel axis before patch embedding, F frames of tokens; the source frames' output velocity is 0;
+- ``view``: each video is a sequence of its own, F frames at the same positions, with self-attention within
+  a video, and a view attention per block (:class:`ViewAttention`) joins the two videos' tokens of each frame.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -25,6 +35,8 @@ from diffusers.models.transformers.transformer_wan import WanTransformer3DModel,
 from torch import nn
 
 CAMERA_CONDITION_SIZE = 12  # the top 3x4 of a relative camera-to-world pose, row-major
+CONDITIONINGS = ("frame", "channel", "view")  # how the source video enters: see the module docstring
+VIEWS = 2  # target and source
 
 
 class CameraTokens(nn.Module):
@@ -64,13 +76,46 @@ class Float64Timesteps(nn.Module):
         return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1).float()
 
 
+class ViewAttention(nn.Module):
+    """Attention among the tokens of one latent frame of both videos (``view`` conditioning only).
+
+    Each token attends to every token of the same frame in the target and the source, told apart by a
+    learned view embedding; the output projection starts at zero, so a fresh block sees each video alone.
+    """
+
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
+        self.view_embedding = nn.Parameter(torch.zeros(VIEWS, dim))
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.to_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def forward(self, hidden_states: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:
+        """(VIEWS B, F x tokens_per_frame, D), views innermost in the batch -> the residual to add."""
+        views_batch, length, dim = hidden_states.shape
+        frames = length // tokens_per_frame
+        x = self.norm(hidden_states.float()).type_as(hidden_states)
+        x = x.unflatten(0, (-1, VIEWS)) + self.view_embedding.to(x.dtype)[None, :, None]  # (B, V, L, D)
+        x = x.unflatten(2, (frames, tokens_per_frame)).permute(0, 2, 1, 3, 4)  # (B, F, V, T, D)
+        x = x.flatten(0, 1).flatten(1, 2)  # (B F, V T, D): one sequence per frame
+        q, k, v = self.to_qkv(x).unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)  # (B F, V T, D)
+        x = self.to_out(x).unflatten(0, (-1, frames)).unflatten(2, (VIEWS, tokens_per_frame))  # (B, F, V, T, D)
+        return x.permute(0, 2, 1, 3, 4).reshape(views_batch, length, dim)
+
+
 class ReCamMasterTransformerBlock(WanTransformerBlock):
-    """A Wan block whose self-attention also sees the target camera (``cam_encoder``, ``projector``)."""
+    """A Wan block whose self-attention also sees the target camera (``cam_encoder``, ``projector``);
+    with ``view_attention``, a :class:`ViewAttention` follows the self-attention."""
 
     def __init__(self, dim: int, *args: Any, **kwargs: Any) -> None:
         super().__init__(dim, *args, **kwargs)
         self.cam_encoder = nn.Linear(CAMERA_CONDITION_SIZE, dim)
         self.projector = nn.Linear(dim, dim)
+        self.view_attention: ViewAttention | None = None  # set by the model for ``view`` conditioning
         self.reset_camera_layers()
 
     @torch.no_grad()
@@ -88,8 +133,10 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         temb: torch.Tensor,
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
         camera_tokens: torch.Tensor,
+        tokens_per_frame: int | None = None,
     ) -> torch.Tensor:
-        """``camera_tokens`` (B, L, 12): each token's camera, from :class:`CameraTokens`."""
+        """``camera_tokens`` (B, L, 12): each token's camera, from :class:`CameraTokens`; ``tokens_per_frame``:
+        for the view attention."""
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.scale_shift_table + temb.float()).chunk(
             6, dim=1
         )
@@ -99,6 +146,8 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         norm_hidden_states = norm_hidden_states + self.cam_encoder(camera_tokens.to(hidden_states.dtype))
         attn_output = self.projector(self.attn1(norm_hidden_states, None, None, rotary_emb))
         hidden_states = (hidden_states.float() + attn_output * gate_msa).type_as(hidden_states)
+        if self.view_attention is not None:
+            hidden_states = hidden_states + self.view_attention(hidden_states, tokens_per_frame)
 
         # 2. Cross-attention to the text (not gated, not modulated)
         norm_hidden_states = self.norm2(hidden_states.float()).type_as(hidden_states)
@@ -163,7 +212,10 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         added_kv_proj_dim: int | None = None,
         rope_max_seq_len: int = 1024,
         pos_embed_seq_len: int | None = None,
+        conditioning: str = "frame",
     ) -> None:
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {conditioning!r}")
         super().__init__(
             patch_size, num_attention_heads, attention_head_dim, in_channels, out_channels, text_dim, freq_dim,
             ffn_dim, num_layers, cross_attn_norm, qk_norm, eps, image_dim, added_kv_proj_dim, rope_max_seq_len,
@@ -180,6 +232,11 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         )
         self.condition_embedder.timesteps_proj = Float64Timesteps(freq_dim)
         self.camera_tokens = CameraTokens()
+        if conditioning == "channel":  # target and source latents side by side on the channel axis
+            self.patch_embedding = nn.Conv3d(2 * in_channels, inner_dim, kernel_size=patch_size, stride=patch_size)
+        elif conditioning == "view":
+            for block in self.blocks:
+                block.view_attention = ViewAttention(inner_dim, num_attention_heads, eps)
 
     def reset_camera_layers(self) -> None:
         """Re-initialise every camera encoder and projector (as upstream does when it attaches them)."""
@@ -206,11 +263,19 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         """
         if attention_kwargs:
             raise ValueError("attention_kwargs are not supported by ReCamMasterTransformer3DModel")
+        if camera.ndim != 3 or camera.shape[0] != len(hidden_states) or camera.shape[2] != CAMERA_CONDITION_SIZE:
+            raise ValueError(f"camera must have shape ({len(hidden_states)}, frames, 12), got {tuple(camera.shape)}")
+        conditioning = self.config.get("conditioning", "frame")  # folders saved before the option lack it
+        if conditioning == "channel":  # (B, C, 2F, H, W) -> (B, 2C, F, H, W)
+            hidden_states = torch.cat(hidden_states.chunk(VIEWS, dim=2), dim=1)
+        elif conditioning == "view":  # (B, C, 2F, H, W) -> (B V, C, F, H, W), each video a sequence
+            hidden_states = hidden_states.unflatten(2, (VIEWS, -1)).transpose(1, 2).flatten(0, 1)
+            timestep = timestep.repeat_interleave(VIEWS, dim=0)
+            encoder_hidden_states = encoder_hidden_states.repeat_interleave(VIEWS, dim=0)
+            camera = camera.repeat_interleave(VIEWS, dim=0)
         batch_size, _, num_frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.config.patch_size
         frames, rows, columns = num_frames // p_t, height // p_h, width // p_w
-        if camera.ndim != 3 or camera.shape[0] != batch_size or camera.shape[2] != CAMERA_CONDITION_SIZE:
-            raise ValueError(f"camera must have shape ({batch_size}, frames, 12), got {tuple(camera.shape)}")
 
         # 1. Patch and position embedding
         rotary_emb = self.rope(hidden_states)
@@ -224,7 +289,7 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         # 3. Blocks
         camera_tokens = self.camera_tokens(camera, frames, rows * columns)
         for block in self.blocks:
-            arguments = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, camera_tokens)
+            arguments = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, camera_tokens, rows * columns)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 hidden_states = self._gradient_checkpointing_func(block, *arguments)
             else:
@@ -236,6 +301,10 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         hidden_states = self.proj_out(hidden_states)  # (B, L, p_t p_h p_w C)
         hidden_states = hidden_states.reshape(batch_size, frames, rows, columns, p_t, p_h, p_w, -1)
         output = hidden_states.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        if conditioning == "channel":  # the clean source frames do not move
+            output = torch.cat([output, torch.zeros_like(output)], dim=2)
+        elif conditioning == "view":  # (B V, C, F, H, W) -> (B, C, 2F, H, W), target first
+            output = output.unflatten(0, (-1, VIEWS)).transpose(1, 2).flatten(2, 3)
         return Transformer2DModelOutput(sample=output) if return_dict else (output,)
 
 

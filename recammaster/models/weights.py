@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -46,8 +47,10 @@ BLOCK_MODULES = {
     "ffn.2": "ffn.net.2",
     "cam_encoder": "cam_encoder",
     "projector": "projector",
+    "view_attention.to_qkv": "view_attention.to_qkv",  # ours: the Table 3 comparison's view conditioning
+    "view_attention.to_out": "view_attention.to_out",
 }  # fmt: skip
-BLOCK_PARAMETERS = {"modulation": "scale_shift_table"}
+BLOCK_PARAMETERS = {"modulation": "scale_shift_table", "view_attention.view_embedding": "view_attention.view_embedding"}
 CAMERA_MODULES = ("cam_encoder", "projector")
 
 _BLOCK_KEY = re.compile(r"blocks\.(\d+)\.(.+)")
@@ -103,16 +106,28 @@ def is_diffusers_layout(state: Mapping[str, torch.Tensor]) -> bool:
     return any(key.startswith("condition_embedder.") or key == "proj_out.weight" for key in state)
 
 
+def state_conditioning(state: Mapping[str, torch.Tensor]) -> str:
+    """How the source video enters a diffusers-layout model (see :mod:`recammaster.models.transformer`): view
+    attention weights mean ``view``; a patch embedding that reads twice the output channels means ``channel``."""
+    if any(".view_attention." in key for key in state):
+        return "view"
+    patch, head = state.get("patch_embedding.weight"), state.get("proj_out.weight")
+    if patch is not None and head is not None and patch.shape[1] * math.prod(patch.shape[2:]) == 2 * head.shape[0]:
+        return "channel"
+    return "frame"
+
+
 def infer_transformer_config(state: Mapping[str, torch.Tensor], source: str = "weights") -> dict[str, Any]:
     """Constructor arguments read off a diffusers-layout state dict (Wan's heads have 128 channels)."""
     try:
         patch = state["patch_embedding.weight"]
         dim, in_channels, *patch_size = patch.shape
         num_layers = 1 + max(int(m.group(1)) for key in state if (m := _BLOCK_KEY.fullmatch(key)))
+        out_channels = state["proj_out.weight"].shape[0] // math.prod(patch_size)
         config = {
             "patch_size": tuple(patch_size),
-            "in_channels": in_channels,
-            "out_channels": state["proj_out.weight"].shape[0] // (patch_size[0] * patch_size[1] * patch_size[2]),
+            "in_channels": out_channels if state_conditioning(state) == "channel" else in_channels,
+            "out_channels": out_channels,
             "text_dim": state["condition_embedder.text_embedder.linear_1.weight"].shape[1],
             "freq_dim": state["condition_embedder.time_embedder.linear_1.weight"].shape[1],
             "ffn_dim": state["blocks.0.ffn.net.0.proj.weight"].shape[0],
@@ -165,6 +180,7 @@ def load_transformer(
     if isinstance(config, str):
         config = transformer_config(config)
     arguments = dict(config or folder_config or infer_transformer_config(state, source))
+    arguments["conditioning"] = state_conditioning(state)  # the weights tell, whatever folder config came with them
     with init_empty_weights():
         model = ReCamMasterTransformer3DModel(**arguments)
 

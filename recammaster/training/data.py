@@ -138,7 +138,8 @@ class SyntheticLatentPool(Dataset):
                  num_frames: int, device: torch.device | str, first_scene: int = 1, max_sequence_length: int = 512,
                  progress: bool = True, cache: Path | None = None, refilm: int = 0) -> None:  # fmt: skip
         """``cache``: a file the pool is read from when it exists and written to when not, so that a resumed
-        run skips the rendering; it holds this pool only (the run folder's config guards the settings)."""
+        run, or another run of the same pool, skips the rendering. It records the pool's settings; a file of
+        other settings is an error. It does not record the VAE and text encoder: one file, one model_dir."""
         if num_scenes < 1:
             raise ValueError(f"a pool needs at least one scene, got {num_scenes}")
         if refilm < 0:
@@ -146,8 +147,16 @@ class SyntheticLatentPool(Dataset):
         self.refilm = refilm
         self.group_size = 1 + refilm if refilm else CAMERAS
         self.pairs_per_scene = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
+        settings = {"seed": seed, "first_scene": first_scene, "num_scenes": num_scenes, "height": height,
+                    "width": width, "num_frames": num_frames, "refilm": refilm,
+                    "max_sequence_length": max_sequence_length}  # fmt: skip
         if cache is not None and cache.is_file():
             saved = torch.load(cache, map_location=device, weights_only=False)
+            kept = saved.get("settings", settings)  # pools written before settings were kept pass
+            if kept != settings:
+                differences = ", ".join(f"{key} {kept.get(key)} (asked {value})"
+                                        for key, value in settings.items() if kept.get(key) != value)  # fmt: skip
+                raise DatasetError(f"{cache}: a scene pool of other settings: {differences}; name another pool file")
             self.latents, self.poses, self.text = saved["latents"], saved["poses"], saved["text"]
             self._empty_text = saved["empty_text"]
             return
@@ -156,7 +165,7 @@ class SyntheticLatentPool(Dataset):
         if cache is not None:
             with atomic_output(cache, overwrite=True) as partial:  # ranks of one host write the same pool
                 torch.save({"latents": self.latents, "poses": self.poses, "text": self.text,
-                            "empty_text": self._empty_text}, partial)  # fmt: skip
+                            "empty_text": self._empty_text, "settings": settings}, partial)  # fmt: skip
 
     def _render(self, vae, tokenizer, text_encoder, seed, scenes, height, width, num_frames, device,
                 max_sequence_length, progress) -> None:  # fmt: skip

@@ -33,7 +33,7 @@ from recammaster.data.synth import SyntheticPairs
 from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.fileio import write_text_atomic
 from recammaster.models.configs import transformer_config
-from recammaster.models.transformer import ReCamMasterTransformer3DModel
+from recammaster.models.transformer import CONDITIONINGS, ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
 from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TimeLimit, TrainerState
@@ -61,6 +61,7 @@ class FitConfig:
     model_dir: str | None = None
     from_scratch: bool = False
     model_config: str | dict[str, Any] | None = None
+    conditioning: str = "frame"  # from_scratch: how the source enters (frame, channel, view; the paper's Table 3)
     init_checkpoint: str | None = None  # official-format weights to start from (upstream's --resume_ckpt_path)
     trainable: str = "camera-attention"
     lora_rank: int = 64
@@ -74,6 +75,7 @@ class FitConfig:
     pairs_per_scene: int = 10
     pool_scenes: int = 100  # synthetic-pool: scenes rendered and encoded once (90 pairs each)
     pool_refilm: int = 0  # synthetic-pool: >0 pairs cameras that share frame 0 instead (SyntheticLatentPool)
+    pool_file: str | None = None  # synthetic-pool: where the pool is kept (default <output_dir>/scene_pool.pt)
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -139,12 +141,18 @@ class FitConfig:
             problems.append(f"strategy {self.strategy} needs deepspeed: pip install deepspeed")
         if self.from_scratch and self.model_config is None:
             problems.append("from_scratch needs model_config (a size name or constructor arguments)")
+        if self.conditioning not in CONDITIONINGS:
+            problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {self.conditioning!r}")
+        elif self.conditioning != "frame" and not self.from_scratch:
+            problems.append(f"conditioning: {self.conditioning} needs from_scratch (pretrained weights are frame's)")
         if self.model_dir is None and self.data in ("synthetic", "synthetic-pool"):
             problems.append(f"data: {self.data} needs model_dir (its VAE and text encoder encode the frames)")
         if not isinstance(self.pool_refilm, int) or self.pool_refilm < 0:
             problems.append(f"pool_refilm must be a whole number of cameras (0 or more), got {self.pool_refilm!r}")
         elif self.pool_refilm and self.data != "synthetic-pool":
             problems.append(f"pool_refilm works with data: synthetic-pool, not {self.data}")
+        if self.pool_file is not None and self.data != "synthetic-pool":
+            problems.append(f"pool_file works with data: synthetic-pool, not {self.data}")
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -197,7 +205,7 @@ def _load_models(config: FitConfig, dtype: torch.dtype) -> tuple[ReCamMasterTran
     if config.from_scratch:
         arguments = config.model_config
         arguments = transformer_config(arguments) if isinstance(arguments, str) else dict(arguments)
-        transformer = ReCamMasterTransformer3DModel(**arguments)
+        transformer = ReCamMasterTransformer3DModel(**{"conditioning": config.conditioning, **arguments})
     else:
         if pipeline is None:
             raise ReCamMasterError("training config: model_dir (the weights to fine-tune) or from_scratch is needed")
@@ -220,10 +228,10 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
     if config.data == "synthetic-pool":
         pipeline.vae.to(device)
         pipeline.text_encoder.to(device)
+        kept = Path(config.pool_file) if config.pool_file else Path(config.output_dir) / POOL_FILE
         pool = SyntheticLatentPool(pipeline.vae, pipeline.tokenizer, pipeline.text_encoder, seed=seed,
                                    num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
-                                   device=device,
-                                   cache=None if held_out else Path(config.output_dir) / POOL_FILE, **size)  # fmt: skip
+                                   device=device, cache=None if held_out else kept, **size)  # fmt: skip
         return pool, False
     return SyntheticPairs(seed=seed, device=device, pairs_per_scene=config.pairs_per_scene, **size), True
 

@@ -10,9 +10,12 @@ decoded posterior sample plus ``kl_weight`` times the KL divergence of the poste
 over a clip as there (where the weight is 1e-6); we divide the sum by the clip's pixel count so that the L1 reads
 as a mean. Clips are short windows of the synthetic engine's 81-frame renders, drawn on the training device.
 
+``train_part: decoder`` trains only the decoder of ``init_from``'s VAE: its latents stay exactly as they were,
+so a transformer trained on them works with the new decoder unchanged.
+
 Whenever a checkpoint is written, the per-channel mean and std of the posterior means of fixed held-out clips
-(scenes of seed + 1, full length) become the VAE's ``latents_mean``/``latents_std``, which
-:func:`recammaster.models.vae.encode_video` normalises with, and the VAE is saved as a diffusers folder
+(scenes of seed + 1, full length) become the VAE's ``latents_mean``/``latents_std`` (kept when only the decoder
+trains), which :func:`recammaster.models.vae.encode_video` normalises with, and the VAE is saved as a diffusers folder
 ``<run>/vae/`` (float32 safetensors; :func:`recammaster.models.vae.load_wan_vae` reads it) with its held-out
 reconstruction PSNR in ``<run>/vae_metrics.json``. The run folder and resuming work as ``train fit``'s
 (:mod:`recammaster.training.fit`): the same data order and, every draw seeded by (seed, sample number), the
@@ -50,6 +53,7 @@ from recammaster.training.module import sample_generators
 VAE_FOLDER = "vae"
 METRICS_FILE = "vae_metrics.json"
 _WINDOW_STREAM = 2  # a seed word of its own, so window draws never share a generator with scene or pair draws
+TRAIN_PARTS = ("all", "decoder")
 _VAE_ARGUMENTS = frozenset(inspect.signature(AutoencoderKLWan.__init__).parameters) - {"self"}
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -80,6 +84,7 @@ class VaeConfig:
     precision: str | None = None  # default: bf16-mixed on GPU, 32-true on CPU
     seed: int = 0
     init_from: str | None = None  # a VAE folder whose weights start the run (a run begun on another machine)
+    train_part: str = "all"  # "decoder": the encoder (and so the latents and their statistics) stays init_from's
     # hardware and outputs
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -133,6 +138,10 @@ class VaeConfig:
             problems.append(f"vae_config must be a mapping of AutoencoderKLWan arguments, got {self.vae_config!r}")
         elif unknown := sorted(set(self.vae_config) - _VAE_ARGUMENTS):
             problems.append(f"vae_config: AutoencoderKLWan has no argument {', '.join(unknown)}")
+        if self.train_part not in TRAIN_PARTS:
+            problems.append(f"train_part must be one of {', '.join(TRAIN_PARTS)}, got {self.train_part!r}")
+        elif self.train_part == "decoder" and not self.init_from:
+            problems.append("train_part: decoder needs init_from, the VAE whose encoder it keeps")
         if self.logger not in ("csv", "tensorboard"):
             problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
         if problems:
@@ -283,16 +292,28 @@ class VaeTraining(L.LightningModule):
     rises linearly over ``warmup_steps`` and then stays.
 
     Each clip's posterior sample is drawn from a generator seeded by the run's seed and the clip's sample
-    number, so a resumed run, or N GPUs, repeat one uninterrupted GPU's draws.
+    number, so a resumed run, or N GPUs, repeat one uninterrupted GPU's draws. With ``train_part="decoder"``
+    the encoder and its output convolution are frozen: a trained transformer's latent space stays as it is
+    while the decoder learns to draw it sharper.
     """
 
     def __init__(
-        self, vae: AutoencoderKLWan, *, learning_rate: float, kl_weight: float, seed: int, warmup_steps: int = 0
+        self,
+        vae: AutoencoderKLWan,
+        *,
+        learning_rate: float,
+        kl_weight: float,
+        seed: int,
+        warmup_steps: int = 0,
+        train_part: str = "all",
     ) -> None:
         super().__init__()
         self.vae = vae.train()
         self.learning_rate, self.kl_weight, self.seed = learning_rate, kl_weight, seed
         self.warmup_steps = warmup_steps
+        if train_part == "decoder":
+            self.vae.encoder.requires_grad_(False)
+            self.vae.quant_conv.requires_grad_(False)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
         generators = sample_generators(self.seed, batch["sample"].tolist())
@@ -305,7 +326,8 @@ class VaeTraining(L.LightningModule):
         return output.loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(self.vae.parameters(), lr=self.learning_rate)
+        trained = [parameter for parameter in self.vae.parameters() if parameter.requires_grad]
+        optimizer = torch.optim.AdamW(trained, lr=self.learning_rate)
         warmup = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / (self.warmup_steps + 1))
         )
@@ -352,13 +374,14 @@ class VaeExport(L.Callback):
         module.vae.eval()
         result = evaluate(module.vae, self._clips, self.config.batch_size)
         module.vae.train()
-        module.vae.register_to_config(latents_mean=result["latents_mean"], latents_std=result["latents_std"])
+        if self.config.train_part == "all":  # a frozen encoder keeps its latents, and so their statistics
+            module.vae.register_to_config(latents_mean=result["latents_mean"], latents_std=result["latents_std"])
         if trainer.is_global_zero:
             save_vae(module.vae, self.run_dir / VAE_FOLDER)
             metrics = {"psnr_db": result["psnr"], "steps": trainer.global_step, "train_minutes": self.seconds / 60,
                        "held_out_clips": len(self._clips), "frames": self.config.render_frames,
-                       "size": self.config.size, "latents_mean": result["latents_mean"],
-                       "latents_std": result["latents_std"]}  # fmt: skip
+                       "size": self.config.size, "latents_mean": list(module.vae.config.latents_mean),
+                       "latents_std": list(module.vae.config.latents_std)}  # fmt: skip
             write_text_atomic(self.run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n", overwrite=True)
             if trainer.logger is not None:
                 trainer.logger.log_metrics({"held_out/psnr": result["psnr"]}, step=trainer.global_step)
@@ -375,12 +398,14 @@ class VaeExport(L.Callback):
 
 
 def start_from(vae: AutoencoderKLWan, folder: Path) -> None:
-    """Load another run's VAE weights (the optimizer starts afresh); they must fit ``vae``'s config."""
+    """Load another run's VAE weights and latent statistics (the optimizer starts afresh); they must fit ``vae``'s
+    config."""
     try:
         trained = AutoencoderKLWan.from_pretrained(folder)
         vae.load_state_dict(trained.state_dict(), strict=True)
     except (OSError, ValueError, RuntimeError) as error:
         raise ReCamMasterError(f"{folder}: cannot start the VAE from it ({error})") from error
+    vae.register_to_config(latents_mean=trained.config.latents_mean, latents_std=trained.config.latents_std)
 
 
 def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
@@ -397,7 +422,7 @@ def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = Tr
     if config.init_from:
         start_from(vae, Path(config.init_from))
     module = VaeTraining(vae, learning_rate=config.learning_rate, kl_weight=config.kl_weight, seed=config.seed,
-                         warmup_steps=config.warmup_steps)  # fmt: skip
+                         warmup_steps=config.warmup_steps, train_part=config.train_part)  # fmt: skip
     torch.backends.cudnn.benchmark = on_gpu  # fixed clip shapes: let cuDNN pick the fastest 3-D convolutions
     dataset = SyntheticClips(config.seed, size=config.size, render_frames=config.render_frames,
                              clip_frames=config.clip_frames, windows_per_camera=config.windows_per_camera,

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from recammaster.evaluation.metrics import psnr, ssim
+from recammaster.evaluation.metrics import psnr, ssim, ssim_map
 
 
 def reference_psnr(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -14,13 +14,13 @@ def reference_psnr(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.array([20 * math.log10(255) - 10 * math.log10(e) if e else math.inf for e in errors])
 
 
-def reference_ssim(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Wang et al. 2004 with a full 11x11 Gaussian window (sigma 1.5) slid over every position where it fits."""
+def reference_ssim_map(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Wang et al. 2004 with a full 11x11 Gaussian window (sigma 1.5) at every position where it fits: (T, h, w, 3)."""
     offsets = np.arange(11) - 5.0
     window = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5**2))
     window /= window.sum()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    scores = []
+    maps = []
     for frame_x, frame_y in zip(prediction, target, strict=True):
         channels = []
         for channel in range(3):
@@ -30,10 +30,13 @@ def reference_ssim(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
             vx = (((x - mx[..., None, None]) ** 2) * window).sum(axis=(-2, -1))
             vy = (((y - my[..., None, None]) ** 2) * window).sum(axis=(-2, -1))
             cxy = ((x - mx[..., None, None]) * (y - my[..., None, None]) * window).sum(axis=(-2, -1))
-            local = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-            channels.append(local.mean())
-        scores.append(np.mean(channels))
-    return np.array(scores)
+            channels.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+        maps.append(np.stack(channels, axis=-1))
+    return np.stack(maps)
+
+
+def reference_ssim(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return reference_ssim_map(prediction, target).mean(axis=(1, 2, 3))
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,15 @@ def test_ssim_matches_the_reference(videos):
     assert values.shape == (3,)
     assert np.all((values > 0.05) & (values < 0.95))  # a real difference, not a trivial case
     np.testing.assert_allclose(values, reference_ssim(prediction, target), rtol=1e-10)
+
+
+def test_ssim_map_is_the_reference_map_and_ssim_its_mean(videos):
+    """Position (i, j) of the map is the window centred on pixel (i + 5, j + 5)."""
+    prediction, target = videos
+    local = ssim_map(prediction, target)
+    assert local.shape == (3, 14, 20, 3)
+    np.testing.assert_allclose(local, reference_ssim_map(prediction, target), rtol=1e-10)
+    np.testing.assert_allclose(local.mean(axis=(1, 2, 3)), ssim(prediction, target), rtol=1e-13)
 
 
 def test_ssim_is_torchmetrics_ssim_map_without_its_padded_border(videos):

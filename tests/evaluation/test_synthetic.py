@@ -102,6 +102,17 @@ def test_held_out_scenes_are_those_of_the_engine(report):
     np.testing.assert_array_equal(again.targets[10], report.example.targets[10])
 
 
+def test_frame_0_of_every_ground_truth_is_all_visible_in_the_source_and_a_pan_reveals_more_later(report):
+    """Frame 0 is the source's own view; a pan right turns away from it, so fewer pixels stay visible."""
+    scene = report.example
+    assert scene.focal_px == pytest.approx(SIZE * 96.96969697 / 128)
+    for number, visible in scene.visible.items():
+        assert visible.shape == scene.targets[number].shape[:3]
+        assert visible[0].mean() > 0.98, number  # edge pixels may differ by the depth test's tolerance
+    pan = scene.visible[1].mean(axis=(1, 2))
+    assert pan[-1] < pan[0] - 0.1
+
+
 def test_the_ground_truth_as_result_follows_every_preset(report):
     calls = []
     perfect = evaluate_presets(oracle(report.example, calls), steps=3, guidance=2.0, **{**SMALL, "num_scenes": 1})
@@ -147,6 +158,9 @@ def test_the_report_files_are_written_once(report, tmp_path):
     with pytest.raises(OutputExistsError, match=f"^{re.escape(str(tmp_path / 'report.json'))}: exists already"):
         write_report(report, tmp_path)
     assert write_report(report, tmp_path, overwrite=True) == paths
+    assert write_report(report, tmp_path / "no-videos", videos=False) == [tmp_path / "no-videos" / name
+                                                                            for name in names[:4]]  # fmt: skip
+    assert not (tmp_path / "no-videos" / "videos").exists()
 
 
 def test_cli_writes_the_report_and_refuses_to_overwrite(run, pipeline_dir, tmp_path):  # noqa: F811

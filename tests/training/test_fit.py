@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from recammaster.data.multicam import DatasetError
 from recammaster.data.synth import SyntheticPairs
 from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.models.checkpoints import read_state_dict
@@ -250,6 +251,11 @@ def test_a_cached_scene_pool_is_read_back_without_rendering(tiny_pipeline, tmp_p
             assert torch.equal(read[key][name], value), name
     assert torch.equal(read.empty_text(), rendered.empty_text())
 
+    with pytest.raises(DatasetError) as error:  # the file is another pool's
+        SyntheticLatentPool(None, None, None, **{**options, "seed": 6, "num_frames": 9})
+    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: seed 5 (asked 6), "
+                                "num_frames 5 (asked 9); name another pool file")  # fmt: skip
+
 
 def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_dir):
     config = scratch_config(tmp_path / "run", pipeline_dir, data="synthetic-pool", pool_scenes=2, max_steps=3,
@@ -264,6 +270,13 @@ def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_d
     fit(config, overwrite=True, progress=False)  # starting over renders the pool again
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step3.ckpt"]
     assert (run / POOL_FILE).stat().st_mtime_ns > written
+
+    other = dataclasses.replace(config, output_dir=str(tmp_path / "other"), pool_file=str(run / POOL_FILE))
+    written = (run / POOL_FILE).stat().st_mtime_ns
+    fit(other, progress=False)  # another run on the same pool: read, not rendered
+    assert (tmp_path / "other" / "checkpoints" / "step3.ckpt").is_file()
+    assert not (tmp_path / "other" / POOL_FILE).exists()
+    assert (run / POOL_FILE).stat().st_mtime_ns == written
 
 
 def test_a_time_limit_stops_each_invocation_and_the_next_one_goes_on(tmp_path, pipeline_dir):

@@ -135,6 +135,11 @@ def test_loss_falls_on_unseen_frames_of_the_training_scenes(tmp_path):
         ("clip_frames: 16\n", "vae training config: clip_frames must be 4k+1 (5, 9, 13, 17, ...), got 16"),
         ("learning_rate: 3e-4\n", "vae training config: learning_rate must be a number, got '3e-4'"),
         ("vae_config: {base_dims: 8}\n", "vae training config: vae_config: AutoencoderKLWan has no argument base_dims"),
+        ("train_part: encoder\n", "vae training config: train_part must be one of all, decoder, got 'encoder'"),
+        (
+            "train_part: decoder\n",
+            "vae training config: train_part: decoder needs init_from, the VAE whose encoder it keeps",
+        ),
     ],
 )
 def test_bad_configs_are_refused_naming_the_problem(tmp_path, run, yaml_text, message):
@@ -161,3 +166,28 @@ def test_a_run_can_start_from_another_runs_vae(tmp_path):
     assert all(torch.equal(value, trained[key]) for key, value in fresh.state_dict().items())
     with pytest.raises(ReCamMasterError, match="trained: cannot start the VAE from it"):
         start_from(AutoencoderKLWan(**{**small, "base_dim": 8}), tmp_path / "trained")
+
+
+def test_decoder_only_run_keeps_the_encoder_and_its_latents(tmp_path, straight):
+    """From a trained VAE, ``train_part: decoder`` changes the decoder only: the latents a transformer was trained
+    on, and their statistics, are the same bits; the reconstruction of the held-out clips gets better."""
+    before = load_wan_vae(straight / VAE_FOLDER)
+    config = tiny_config(tmp_path / "decoder", init_from=str(straight / VAE_FOLDER), train_part="decoder",
+                         max_steps=40, checkpoint_every=0)  # fmt: skip
+    after = load_wan_vae(train_vae(config, progress=False) / VAE_FOLDER)
+
+    old, new = before.state_dict(), after.state_dict()
+    frozen = [key for key in old if key.startswith(("encoder.", "quant_conv."))]
+    trained = [key for key in old if key.startswith(("decoder.", "post_quant_conv."))]
+    assert len(frozen) + len(trained) == len(old)
+    assert all(torch.equal(old[key], new[key]) for key in frozen)
+    assert sum(not torch.equal(old[key], new[key]) for key in trained) == len(trained)
+    assert after.config.latents_mean == before.config.latents_mean
+    assert after.config.latents_std == before.config.latents_std
+
+    clips = torch.stack(held_out_clips(config))
+    latents = encode_video(before, clips)
+    torch.testing.assert_close(encode_video(after, clips), latents, rtol=0, atol=0)
+    metrics = json.loads((tmp_path / "decoder" / METRICS_FILE).read_text())
+    assert metrics["latents_mean"] == before.config.latents_mean
+    assert metrics["psnr_db"] > json.loads((straight / METRICS_FILE).read_text())["psnr_db"] + 0.5
