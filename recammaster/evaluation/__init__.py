@@ -2,7 +2,9 @@
 scenes (``recammaster eval synthetic``). The paper's other metrics live in their own modules, imported where
 used because they need optional packages (``pip install recammaster[eval]``): ``camera_accuracy`` (RotErr and
 TransErr through COLMAP), ``matching`` (matched pixels, SIFT + RANSAC), ``regions`` (PSNR and SSIM over the
-pixels the source shows and those it does not) and ``distribution`` (FID, FVD, CLIP-T/F/V, FVD-V)."""
+pixels the source shows and those it does not) and ``distribution`` (FID, FVD, CLIP-T/F/V, FVD-V).
+``cases`` reads and writes folders of generated videos, and ``scoring`` measures them with all of these
+(``recammaster eval score``)."""
 
 from recammaster.evaluation.metrics import mse, psnr, ssim
 from recammaster.evaluation.synthetic import (

@@ -297,12 +297,14 @@ def evaluate_presets(
     guidance: float = DEFAULT_GUIDANCE,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    on_result: Callable[[HeldOutScene, int, Array], None] | None = None,
 ) -> PresetReport:
     """Re-render scenes 1..num_scenes of ``seed`` along each preset with ``pipeline`` and score the results.
 
     ``pipeline`` is called as ``recammaster render`` calls it (noise seed 0 for every video), so any
     callable with that signature can stand in for the model, e.g. the ground truth itself in tests.
-    Scenes are rendered on ``device``.
+    Scenes are rendered on ``device``. ``on_result(scene, preset, result)`` sees every result (e.g. to keep
+    it as a case, :func:`recammaster.evaluation.protocols.case_writer`).
     """
     numbers = check_settings(num_scenes, size, num_frames, steps, guidance, presets)
     options = {"height": size, "width": size, "num_frames": num_frames, "num_inference_steps": steps,
@@ -315,6 +317,8 @@ def evaluate_presets(
             for number in numbers:
                 generator = torch.Generator().manual_seed(NOISE_SEED)
                 results[number] = re_render(pipeline, scene, number, generator=generator, **options)
+                if on_result is not None:
+                    on_result(scene, number, results[number])
                 cases.append(score_case(scene, number, results[number]))
                 bar.update()
             if index == 1:  # kept for the pictures
