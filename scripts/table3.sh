@@ -4,8 +4,9 @@
 #
 #   scripts/table3.sh [EVAL_SCENES] [CONDITIONING ...]
 #
-# Needs runs/embedded-base (scripts/train_embedded.sh builds it). Each run resumes where it stopped; evaluation
-# reports go to runs/table3-<conditioning>-eval.
+# Needs runs/embedded-base: recammaster train embedded-base --vae recammaster/assets/embedded/vae \
+#     --text-from recammaster/assets/embedded -o runs/embedded-base
+# Each run resumes where it stopped; evaluation reports go to runs/table3-<conditioning>-eval.
 set -euo pipefail
 EVAL_SCENES=${1:-3}
 shift || true
