@@ -62,6 +62,9 @@ def user_videos(videos_dir: str | Path, caption: str | None = None) -> list[tupl
     videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in INPUT_VIDEO_SUFFIXES and p.is_file())
     if not videos:
         raise ReCamMasterError(f"{folder}: no videos ({', '.join(INPUT_VIDEO_SUFFIXES)})")
+    stems = [video.stem for video in videos]
+    if clashes := sorted({video.name for video in videos if stems.count(video.stem) > 1}):
+        raise ReCamMasterError(f"{folder}: {', '.join(clashes)} would share their cases; rename one")
     found, missing = [], []
     for video in videos:
         sidecar = video.with_suffix(".txt")

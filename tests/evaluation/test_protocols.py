@@ -79,6 +79,10 @@ def test_the_paper_protocol_refuses_missing_captions_and_short_videos_before_ren
         user_videos(videos)
     with pytest.raises(ReCamMasterError, match="no videos"):
         user_videos(tmp_path)
+    (videos / "a.webm").write_bytes((videos / "a.mp4").read_bytes())
+    with pytest.raises(ReCamMasterError, match=r"videos: a\.mp4, a\.webm would share their cases; rename one$"):
+        user_videos(videos, "x")
+    (videos / "a.webm").unlink()
     copy_the_source.calls = []
     with pytest.raises(ReCamMasterError, match=r"a\.mp4"):
         render_paper_cases(copy_the_source, user_videos(videos, "x"), tmp_path / "cases", height=SIZE, width=SIZE,
