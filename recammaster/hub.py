@@ -16,6 +16,7 @@ and says which files to fetch by hand and where to put them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -350,8 +351,15 @@ def download_official_weights(
 
 
 EMBEDDED_MODEL_DIR = Path(__file__).parent / "assets" / "embedded"
+EXAMPLE_DIR = Path(__file__).parent / "assets" / "example"  # the bundled clip (example.mp4) and its caption
 
 
 def embedded_model_dir() -> Path | None:
     """The small model shipped inside the package (a saved pipeline), or None in a build without it."""
     return EMBEDDED_MODEL_DIR if (EMBEDDED_MODEL_DIR / "model_index.json").is_file() else None
+
+
+def example_clip() -> tuple[Path, str]:
+    """The bundled synthetic example clip (81 frames, 128x128) and its caption: what ``demo`` re-films."""
+    caption = json.loads((EXAMPLE_DIR / "example.json").read_text(encoding="utf-8"))["caption"]
+    return EXAMPLE_DIR / "example.mp4", caption

@@ -18,6 +18,7 @@ from recammaster.cli.download import app as download_app
 from recammaster.cli.embedded import BASE_EXAMPLES, EXPORT_EXAMPLES, embedded_base, export
 from recammaster.cli.evaluate import app as eval_app
 from recammaster.cli.render import RENDER_EXAMPLES, render_command
+from recammaster.cli.serve import SERVE_EXAMPLES, serve, worker
 from recammaster.cli.synth import SYNTH_EXAMPLES, synth
 from recammaster.cli.train import app as train_app
 from recammaster.cli.trajectories import app as trajectories_app
@@ -40,6 +41,8 @@ train_app.command("embedded-base", epilog=BASE_EXAMPLES)(embedded_base)
 train_app.command("export", epilog=EXPORT_EXAMPLES)(export)
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.command("serve", epilog=SERVE_EXAMPLES)(serve)
+app.command("worker", epilog=SERVE_EXAMPLES)(worker)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,8 +9,8 @@ import typer
 
 from recammaster.cli.options import OverwriteOpt
 from recammaster.cli.render import DeviceOpt, TrajectoryOpt, render_command
+from recammaster.hub import example_clip
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "example"
 DEMO_EXAMPLES = """Examples:
 
   recammaster demo                       # pan-right, writes demo.mp4 and demo_side_by_side.mp4
@@ -30,6 +29,6 @@ def demo(
 
     Uses the official weights when they are installed, else the small model shipped in the package.
     """
-    caption = json.loads((EXAMPLE_DIR / "example.json").read_text())["caption"]
-    render_command(video=EXAMPLE_DIR / "example.mp4", trajectory=trajectory, prompt=caption, output=output,
+    clip, caption = example_clip()
+    render_command(video=clip, trajectory=trajectory, prompt=caption, output=output,
                    side_by_side=True, device=device, overwrite=overwrite)  # fmt: skip

@@ -13,7 +13,7 @@ import typer
 
 from recammaster.cli.dataset import NoProgressOpt
 from recammaster.cli.options import FramesOpt, OverwriteOpt, resolve_device
-from recammaster.cli.render import CheckpointOpt, DeviceOpt, ModelDirOpt, choose_model, load_pipeline
+from recammaster.cli.render import CheckpointOpt, DeviceOpt, ModelDirOpt
 from recammaster.errors import OutputExistsError, ReCamMasterError
 
 SYNTHETIC_EXAMPLES = """Examples:
@@ -75,6 +75,8 @@ def render_settings(
     model_dir: Path | None, size: int | None, steps: int | None, guidance: float | None
 ) -> tuple[Path | None, int, int, float]:
     """The model folder and its render defaults, overridden by the options given."""
+    from recammaster.pipeline.loading import choose_model
+
     model_dir, defaults = choose_model(model_dir)
     square = defaults["height"] == defaults["width"]
     size = size or (defaults["height"] if square else 128)
@@ -145,6 +147,7 @@ def synthetic(
 
     from recammaster.evaluation.protocols import case_writer
     from recammaster.evaluation.synthetic import evaluate_presets, write_report
+    from recammaster.pipeline.loading import load_pipeline
 
     pipeline = load_pipeline(model_dir, device, "none", checkpoint)
     pipeline.set_progress_bar_config(disable=no_progress, leave=False)
@@ -234,6 +237,7 @@ def paper(
     from recammaster.evaluation.scoring import check_output, check_settings
     from recammaster.evaluation.synthetic import OFFICIAL_PRESETS
     from recammaster.evaluation.synthetic import check_settings as check_render_settings
+    from recammaster.pipeline.loading import load_pipeline
 
     model_dir, size, steps, guidance = render_settings(model_dir, size, steps, guidance)
     try:

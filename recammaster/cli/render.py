@@ -17,7 +17,7 @@ import typer
 
 from recammaster.cameras import Trajectory, load_trajectory
 from recammaster.cli.options import FramesOpt, OverwriteOpt, SeedOpt
-from recammaster.errors import ModelFilesNotFoundError, ReCamMasterError
+from recammaster.errors import ReCamMasterError
 
 RENDER_EXAMPLES = """Examples:
 
@@ -29,7 +29,6 @@ RENDER_EXAMPLES = """Examples:
 
   torchrun --nproc_per_node 8 -m recammaster.cli render --dataset_path videos/ --cam_type 3   # 8 videos at once
 """
-OFFLOAD_MODES = ("none", "model", "group")
 
 
 @dataclass(frozen=True)
@@ -76,55 +75,6 @@ def read_batch_jobs(dataset: Path, cam_type: int, output_dir: Path) -> list[Rend
     if problems:
         raise ReCamMasterError(f"{metadata}: " + "; ".join(problems))
     return jobs
-
-
-def choose_model(model_dir: Path | None) -> tuple[Path | None, dict]:
-    """What ``render`` runs: ``model_dir``, else the official files in the hub cache (None), else the small
-    model shipped in the package; and that model's render defaults (size, steps, guidance)."""
-    from recammaster.hub import embedded_model_dir, find_official_weights
-    from recammaster.pipeline.recammaster_pipeline import read_render_defaults
-
-    if model_dir is not None:
-        return model_dir, read_render_defaults(model_dir)
-    if find_official_weights(None) is not None:
-        return None, read_render_defaults(None)
-    embedded = embedded_model_dir()
-    if embedded is None:
-        raise ModelFilesNotFoundError(
-            "no model to render with: the official weights (Wan2.1-T2V-1.3B and ReCamMaster step20000.ckpt) "
-            "are not in the Hugging Face cache and this build has no embedded model; run `recammaster download`, "
-            "or pass --model-dir with the files."
-        )
-    return embedded, read_render_defaults(embedded)
-
-
-def load_pipeline(model_dir: Path | None, device: str, offload: str, checkpoint: Path | None = None):
-    """The pipeline in ``model_dir`` (None: the official files in the hub cache), placed on ``device`` in the
-    asked memory mode.
-
-    ``checkpoint``: transformer weights in the official flat format (a ``step{N}.ckpt`` of ``train fit``)
-    replace the loaded ones, as upstream's ``--ckpt_path`` does.
-    """
-    import torch
-
-    from recammaster.models.memory import place
-    from recammaster.pipeline import ReCamMasterPipeline
-
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
-    if checkpoint is not None:
-        from recammaster.models.weights import load_transformer
-
-        size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
-        pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)
-    if offload == "model":
-        pipeline.enable_model_cpu_offload(device=device)
-    elif offload == "group":
-        for module in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
-            place(module, device, "group-offload")
-    else:
-        pipeline.to(device)
-    return pipeline
 
 
 VideoArg = Annotated[Path | None, typer.Argument(help="The source video (mp4, mov, webm, ...).", show_default=False)]
@@ -196,6 +146,7 @@ def render_command(
     """Re-film a video along a new camera trajectory."""
     from tqdm import tqdm
 
+    from recammaster.pipeline.loading import OFFLOAD_MODES, choose_model, load_pipeline
     from recammaster.pipeline.recammaster_pipeline import check_render_inputs
     from recammaster.video import require_frames
 

@@ -25,8 +25,8 @@ def model(monkeypatch, tokenizer):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ReCamMasterPipeline, "__call__", counted)
-    monkeypatch.setattr("recammaster.cli.render.choose_model", official_defaults)
-    monkeypatch.setattr("recammaster.cli.render.load_pipeline", lambda *a: pipeline)
+    monkeypatch.setattr("recammaster.pipeline.loading.choose_model", official_defaults)
+    monkeypatch.setattr("recammaster.pipeline.loading.load_pipeline", lambda *a: pipeline)
     return calls
 
 
@@ -39,8 +39,8 @@ def no_model(monkeypatch):
     def refuse(*args):
         raise AssertionError("a model was loaded before the inputs were checked")
 
-    monkeypatch.setattr("recammaster.cli.render.choose_model", official_defaults)
-    monkeypatch.setattr("recammaster.cli.render.load_pipeline", refuse)
+    monkeypatch.setattr("recammaster.pipeline.loading.choose_model", official_defaults)
+    monkeypatch.setattr("recammaster.pipeline.loading.load_pipeline", refuse)
 
 
 def _video(path, frames=11, fps=12):

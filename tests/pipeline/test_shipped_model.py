@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from recammaster.cli.render import choose_model
 from recammaster.hub import EMBEDDED_MODEL_DIR, embedded_model_dir
 from recammaster.models.configs import transformer_config
 from recammaster.pipeline import ReCamMasterPipeline
+from recammaster.pipeline.loading import choose_model
 
 MODEL_CARD = Path(__file__).parents[2] / "docs" / "embedded.md"
 WEIGHTS = sorted(EMBEDDED_MODEL_DIR.glob("*/*.safetensors"))
