@@ -10,6 +10,7 @@ free. Results are written atomically into the job's folder, so a restarted job n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -239,8 +240,15 @@ def run_worker(settings: ServeSettings, name: str | None = None, parent_pid: int
     worker.run()
 
 
+def worker_device(device: str, index: int, gpus: int) -> str:
+    """The device of a pool's ``index``-th worker: a bare ``cuda`` on a machine with several GPUs means one
+    worker per GPU, round robin; anything else (``cpu``, ``cuda:1``) is every worker's."""
+    return f"cuda:{index % gpus}" if device == "cuda" and gpus > 1 else device
+
+
 class WorkerPool:
-    """``count`` worker processes beside the web server, each started again if it dies."""
+    """``count`` worker processes beside the web server, each started again if it dies; with ``--device cuda``
+    on a machine with several GPUs, worker i renders on GPU i mod the number of GPUs."""
 
     def __init__(self, settings: ServeSettings, count: int) -> None:
         import multiprocessing
@@ -253,7 +261,9 @@ class WorkerPool:
         self._watcher: threading.Thread | None = None
 
     def _start_one(self, index: int) -> Any:
-        process = self.context.Process(target=run_worker, args=(self.settings, None, os.getpid()),
+        gpus = torch.cuda.device_count() if self.settings.device == "cuda" else 0
+        settings = dataclasses.replace(self.settings, device=worker_device(self.settings.device, index, gpus))
+        process = self.context.Process(target=run_worker, args=(settings, None, os.getpid()),
                                        name=f"recammaster-worker-{index}")  # fmt: skip
         process.start()
         return process

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from recammaster.serve.queue import JobQueue, is_job_id, new_job_id
+from recammaster.serve.worker import worker_device
 
 
 @pytest.fixture
@@ -104,3 +105,11 @@ def test_submissions_are_counted_per_client_within_the_window(queue):
     add(queue, 25.0, client="b")
     assert queue.recent_submissions("a", 15.0) == [20.0, 30.0]
     assert queue.recent_submissions("b", 0.0) == [25.0]
+
+
+def test_a_pool_on_several_gpus_gives_each_worker_its_own():
+    assert [worker_device("cuda", index, 4) for index in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3",
+                                                                        "cuda:0", "cuda:1"]  # fmt: skip
+    assert [worker_device("cuda", index, 1) for index in range(2)] == ["cuda", "cuda"]
+    assert [worker_device("cuda:1", index, 4) for index in range(2)] == ["cuda:1", "cuda:1"]
+    assert worker_device("cpu", 3, 0) == "cpu"
