@@ -56,7 +56,6 @@ WAN_VAE_CONFIG: dict[str, Any] = {
 }
 
 TEMPORAL_FACTOR = 4  # 4k+1 frames <-> 1+k latent frames
-SPATIAL_FACTOR = 8
 
 # Key beginnings that only diffusers' layout has; anything else is read as the official layout.
 _DIFFUSERS_MARKERS = ("quant_conv.", "post_quant_conv.", "encoder.down_blocks.", "decoder.up_blocks.")
@@ -230,36 +229,46 @@ def denormalize_latents(z: torch.Tensor, vae: AutoencoderKLWan) -> torch.Tensor:
     return z / inv_std + mean
 
 
-def check_video_shape(shape: Iterable[int]) -> None:
-    """Raise ``ValueError`` unless ``shape`` is (B, 3, 4k+1, H, W) with H and W multiples of 8."""
+def spatial_factor(config: Mapping[str, Any]) -> int:
+    """How many pixels of height and width one latent pixel spans: 8 for Wan2.1, 4 with three ``dim_mult`` stages.
+
+    Every stage but the last halves height and width, so the factor follows the config; a VAE trained with fewer
+    stages keeps small objects sharper, and its latents are larger.
+    """
+    return 2 ** (len(config["dim_mult"]) - 1)
+
+
+def check_video_shape(shape: Iterable[int], multiple: int) -> None:
+    """Raise ``ValueError`` unless ``shape`` is (B, 3, 4k+1, H, W) with H and W multiples of ``multiple`` (the
+    VAE's :func:`spatial_factor`)."""
     shape = tuple(shape)
     if len(shape) != 5 or shape[1] != 3 or min(shape) < 1:
         raise ValueError(f"video must have shape (B, 3, F, H, W), got {shape}")
     _, _, frames, height, width = shape
     if frames % TEMPORAL_FACTOR != 1:
         raise ValueError(f"video shape {shape}: the number of frames must be 4k+1 (1, 5, 9, ..., 81), got {frames}")
-    if height % SPATIAL_FACTOR or width % SPATIAL_FACTOR:
-        raise ValueError(
-            f"video shape {shape}: height and width must be multiples of {SPATIAL_FACTOR}, got {height}x{width}"
-        )
+    if height % multiple or width % multiple:
+        raise ValueError(f"video shape {shape}: height and width must be multiples of {multiple}, got {height}x{width}")
 
 
 @torch.no_grad()  # the VAE is frozen in ReCamMaster; no graph keeps the activations of 81 frames alive
 def encode_video(vae: AutoencoderKLWan, video: torch.Tensor) -> torch.Tensor:
-    """Video (B, 3, 4k+1, H, W) in [-1, 1] -> normalised latents (B, 16, 1+k, H/8, W/8).
+    """Video (B, 3, 4k+1, H, W) in [-1, 1] -> normalised latents (B, C, 1+k, H/s, W/s), s the VAE's
+    :func:`spatial_factor` (C 16 and s 8 for Wan2.1).
 
     Deterministic, as upstream: the posterior mean, not a sample. The video takes the VAE's dtype but stays on
     its device: under CPU or group offloading the VAE's weights sit on the CPU until its forward runs.
     """
-    check_video_shape(video.shape)
+    check_video_shape(video.shape, spatial_factor(vae.config))
     video = video.to(dtype=vae.dtype)
-    mu = vae.encode(video).latent_dist.mean  # (B, 3, F, H, W) -> (B, 16, 1+(F-1)/4, H/8, W/8)
+    mu = vae.encode(video).latent_dist.mean  # (B, 3, F, H, W) -> (B, C, 1+(F-1)/4, H/s, W/s)
     return normalize_latents(mu, vae)
 
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
-    """Normalised latents (B, 16, 1+k, h, w) -> video (B, 3, 4k+1, 8h, 8w) clamped to [-1, 1], on z's device."""
+    """Normalised latents (B, C, 1+k, h, w) -> video (B, 3, 4k+1, sh, sw) clamped to [-1, 1], on z's device (s the
+    VAE's :func:`spatial_factor`)."""
     z = z.to(dtype=vae.dtype)
     mu = denormalize_latents(z, vae)
     return vae.decode(mu).sample  # diffusers clamps to [-1, 1], as upstream

@@ -48,7 +48,7 @@ from recammaster.data.pairs import lookup_caption, read_captions
 from recammaster.errors import ReCamMasterError
 from recammaster.fileio import atomic_output, write_text_atomic
 from recammaster.models.text_encoder import encode_prompt
-from recammaster.models.vae import SPATIAL_FACTOR, TEMPORAL_FACTOR, encode_video
+from recammaster.models.vae import TEMPORAL_FACTOR, encode_video, spatial_factor
 from recammaster.pipeline import ReCamMasterPipeline
 from recammaster.pipeline.recammaster_pipeline import check_video_size
 from recammaster.video import VideoError, preprocess_frames, read_video
@@ -331,8 +331,9 @@ def cache_dataset(
     root, clips = check_cache_inputs(dataset_root, cache_dir, height=height, width=width, num_frames=num_frames,
                                      max_sequence_length=max_sequence_length, splits=splits)  # fmt: skip
     cache_dir = Path(cache_dir)
+    factor = spatial_factor(pipeline.vae.config)
     latent_shape = [pipeline.vae.config.z_dim, (num_frames - 1) // TEMPORAL_FACTOR + 1,
-                    height // SPATIAL_FACTOR, width // SPATIAL_FACTOR]  # fmt: skip
+                    height // factor, width // factor]  # fmt: skip
     settings = {**_settings(root, height, width, num_frames, max_sequence_length), "latent_shape": latent_shape,
                 "context_dim": pipeline.text_encoder.config.d_model}  # fmt: skip
     _check_settings(cache_dir, settings)  # now with the models' numbers too

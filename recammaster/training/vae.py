@@ -3,6 +3,8 @@
 The network is Wan2.1's VAE (spec ``upstream-recammaster.md`` §8, diffusers' ``AutoencoderKLWan``) at a sixth of
 its width by default (``base_dim`` 16 instead of 96: 3.6 M parameters instead of 126.9 M), so its latents keep the
 layout the transformer expects: 4k+1 frames -> 1+k latent frames of 16 channels, 8x smaller in height and width.
+``vae_config`` can change that: ``z_dim`` sets the channels, and three ``dim_mult`` stages (with two
+``temperal_downsample`` entries) make the latents 4x smaller instead (:func:`recammaster.models.vae.spatial_factor`).
 
 The objective is the KL autoencoder's of latent diffusion (Rombach et al. 2022, "High-Resolution Image Synthesis
 with Latent Diffusion Models", appendix G) without its perceptual and adversarial terms: the L1 error of the
@@ -45,7 +47,7 @@ from recammaster.data.synth import SyntheticPairStream, make_scene
 from recammaster.data.synth.engine import CAMERAS
 from recammaster.errors import ReCamMasterError
 from recammaster.fileio import write_text_atomic
-from recammaster.models.vae import SPATIAL_FACTOR, TEMPORAL_FACTOR, WAN_VAE_CONFIG
+from recammaster.models.vae import TEMPORAL_FACTOR, WAN_VAE_CONFIG, spatial_factor
 from recammaster.training.callbacks import TimeLimit, TrainerState
 from recammaster.training.fit import STATE_FILE, PairsDataModule, prepare_run_dir, run_logger
 from recammaster.training.module import sample_generators
@@ -124,8 +126,6 @@ class VaeConfig:
                 problems.append(f"{name} must be 4k+1 (5, 9, 13, 17, ...), got {getattr(self, name)}")
         if self.clip_frames > self.render_frames:
             problems.append(f"clip_frames ({self.clip_frames}) must not exceed render_frames ({self.render_frames})")
-        if self.size < SPATIAL_FACTOR or self.size % SPATIAL_FACTOR:
-            problems.append(f"size must be a positive multiple of {SPATIAL_FACTOR}, got {self.size}")
         for name in ("windows_per_camera", "scenes_at_once", "held_out_clips", "batch_size", "max_steps"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -138,6 +138,8 @@ class VaeConfig:
             problems.append(f"vae_config must be a mapping of AutoencoderKLWan arguments, got {self.vae_config!r}")
         elif unknown := sorted(set(self.vae_config) - _VAE_ARGUMENTS):
             problems.append(f"vae_config: AutoencoderKLWan has no argument {', '.join(unknown)}")
+        elif self.size < (factor := spatial_factor(self.vae_arguments())) or self.size % factor:
+            problems.append(f"size must be a positive multiple of {factor}, got {self.size}")
         if self.train_part not in TRAIN_PARTS:
             problems.append(f"train_part must be one of {', '.join(TRAIN_PARTS)}, got {self.train_part!r}")
         elif self.train_part == "decoder" and not self.init_from:
@@ -259,7 +261,7 @@ def vae_loss(
     vae: AutoencoderKLWan, video: torch.Tensor, generators: list[torch.Generator], kl_weight: float
 ) -> VaeLoss:
     """Encode, sample the posterior with one CPU generator per clip, decode, and score (see the module)."""
-    posterior = vae.encode(video).latent_dist  # (B, 3, T, H, W) -> (B, 16, 1 + (T-1)/4, H/8, W/8)
+    posterior = vae.encode(video).latent_dist  # (B, 3, T, H, W) -> (B, C, 1 + (T-1)/4, H/s, W/s)
     noise = torch.stack([torch.randn(posterior.mean.shape[1:], generator=g) for g in generators])
     latents = posterior.mean + posterior.std * noise.to(posterior.mean)
     reconstruction = vae.decode(latents).sample  # (B, 16, F, h, w) -> (B, 3, T, H, W), clamped to [-1, 1]

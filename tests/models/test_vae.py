@@ -26,6 +26,7 @@ from recammaster.models.vae import (
     load_wan_vae,
     normalize_latents,
     official_key,
+    spatial_factor,
     to_official_state_dict,
 )
 
@@ -292,3 +293,48 @@ def test_bad_shapes(tiny_vae: AutoencoderKLWan) -> None:
         encode_video(tiny_vae, torch.zeros(3, 9, 32, 32))
     with pytest.raises(ValueError, match=r"^latents must have shape \(B, 16, F, H, W\), got \(1, 4, 3, 4, 4\)$"):
         decode_latents(tiny_vae, torch.zeros(1, 4, 3, 4, 4))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Other layouts: more latent channels, 4x spatial compression
+# ---------------------------------------------------------------------------------------------------------------------
+
+FOUR_X = {"dim_mult": [1, 2, 4], "temperal_downsample": [True, True], "scale_factor_spatial": 4}
+
+
+def test_spatial_factor_follows_the_stages() -> None:
+    assert spatial_factor(WAN_VAE_CONFIG) == 8
+    assert spatial_factor({**WAN_VAE_CONFIG, **FOUR_X}) == 4
+    assert spatial_factor(AutoencoderKLWan(base_dim=4, **FOUR_X).config) == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "latent_shape"),
+    [({**FOUR_X, "z_dim": 16}, (2, 16, 3, 8, 12)), ({"z_dim": 32}, (2, 32, 3, 4, 6))],
+    ids=["4x-spatial", "32-channels"],
+)
+def test_other_layouts_encode_and_decode(video: torch.Tensor, overrides: dict, latent_shape: tuple) -> None:
+    """Three ``dim_mult`` stages: latents 4x smaller in height and width (frames still 4k+1 -> 1+k); ``z_dim`` 32:
+    32 channels. Decoding gives the video's shape back."""
+    channels = overrides["z_dim"]
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 8, **overrides,
+                              "latents_mean": [0.0] * channels, "latents_std": [1.0] * channels}).eval()  # fmt: skip
+    latents = encode_video(vae, video)  # (2, 3, 9, 32, 48)
+    assert latents.shape == latent_shape
+    assert decode_latents(vae, latents).shape == video.shape
+
+
+def test_four_x_spatial_vae_takes_sides_of_multiples_of_4() -> None:
+    """20x12 frames fit a 4x VAE (latents 5x3) but not Wan2.1's 8x one; 18x12 fits neither, naming the 4."""
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4, **FOUR_X}).eval()
+    latents = encode_video(vae, torch.zeros(1, 3, 5, 20, 12))
+    assert latents.shape == (1, 16, 2, 5, 3)
+    assert decode_latents(vae, latents).shape == (1, 3, 5, 20, 12)
+    with pytest.raises(
+        ValueError, match=r"^video shape \(1, 3, 5, 18, 12\): height and width must be multiples of 4, got 18x12$"
+    ):
+        encode_video(vae, torch.zeros(1, 3, 5, 18, 12))
+    with pytest.raises(ValueError, match=r"height and width must be multiples of 8, got 20x12$"):
+        encode_video(AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4}), torch.zeros(1, 3, 5, 20, 12))

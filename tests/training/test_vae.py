@@ -135,6 +135,11 @@ def test_loss_falls_on_unseen_frames_of_the_training_scenes(tmp_path):
         ("clip_frames: 16\n", "vae training config: clip_frames must be 4k+1 (5, 9, 13, 17, ...), got 16"),
         ("learning_rate: 3e-4\n", "vae training config: learning_rate must be a number, got '3e-4'"),
         ("vae_config: {base_dims: 8}\n", "vae training config: vae_config: AutoencoderKLWan has no argument base_dims"),
+        ("size: 20\n", "vae training config: size must be a positive multiple of 8, got 20"),
+        (
+            "size: 18\nvae_config: {dim_mult: [1, 2, 4], temperal_downsample: [true, true]}\n",
+            "vae training config: size must be a positive multiple of 4, got 18",
+        ),
         ("train_part: encoder\n", "vae training config: train_part must be one of all, decoder, got 'encoder'"),
         (
             "train_part: decoder\n",
@@ -151,6 +156,19 @@ def test_bad_configs_are_refused_naming_the_problem(tmp_path, run, yaml_text, me
     assert str(error.value) == message
     assert run("train", "vae", "--config", path, "-o", tmp_path / "run") == (1, "", f"error: {message}\n")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_4x_spatial_vae_trains_and_exports(tmp_path):
+    """Three ``dim_mult`` stages on 12x12 frames (a size Wan2.1's 8x layout refuses): the exported VAE encodes the
+    held-out clips to 3x3 latents, normalised, and decodes them back to 12x12."""
+    four_x = {"base_dim": 4, "dim_mult": [1, 2, 4], "temperal_downsample": [True, True], "scale_factor_spatial": 4}
+    config = tiny_config(tmp_path / "run", vae_config=four_x, size=12, max_steps=2, checkpoint_every=0)
+    vae = load_wan_vae(train_vae(config, progress=False) / VAE_FOLDER)
+    clips = torch.stack(held_out_clips(config))  # (2, 3, 9, 12, 12)
+    latents = encode_video(vae, clips)
+    assert latents.shape == (2, 16, 3, 3, 3)
+    torch.testing.assert_close(latents.transpose(0, 1).flatten(1).mean(1), torch.zeros(16), atol=1e-4, rtol=0)
+    assert decode_latents(vae, latents).shape == clips.shape
 
 
 def test_a_run_can_start_from_another_runs_vae(tmp_path):
