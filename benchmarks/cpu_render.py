@@ -9,7 +9,6 @@ work, so a random pipeline of the same sizes times the same.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -18,8 +17,7 @@ from pathlib import Path
 import torch
 
 from recammaster.cameras import get_preset
-from recammaster.cli.demo import EXAMPLE_DIR
-from recammaster.hub import embedded_model_dir
+from recammaster.hub import embedded_model_dir, example_clip
 from recammaster.models.vae import decode_latents
 from recammaster.pipeline import ReCamMasterPipeline
 from recammaster.pipeline.recammaster_pipeline import read_render_defaults
@@ -41,8 +39,8 @@ def main() -> None:
 
     pipeline = ReCamMasterPipeline.load(folder, torch_dtype=torch.float32)
     pipeline.set_progress_bar_config(disable=True)
-    video = read_video(EXAMPLE_DIR / "example.mp4", 81)
-    caption = json.loads((EXAMPLE_DIR / "example.json").read_text())["caption"]
+    clip, caption = example_clip()
+    video = read_video(clip, 81)
     trajectory = get_preset("pan-right")()
     lap("load model and clip")
     with torch.no_grad():

@@ -102,6 +102,12 @@ FpsOpt = Annotated[float | None, typer.Option("--fps", help="Output frame rate (
 LoopOpt = Annotated[bool, typer.Option("--loop", help="Too short a video plays forward then backward.")]
 ResampleOpt = Annotated[bool, typer.Option("--resample", help="Too short a video has its frames spread out.")]
 OffloadOpt = Annotated[str, typer.Option("--offload", help="none, model (CPU offload) or group (block streaming).")]
+SourceReuseOpt = Annotated[
+    int,
+    typer.Option(
+        "--source-reuse", help="Fast mode: a full step every N steps, target tokens alone between (1: exact)."
+    ),
+]
 SideBySideOpt = Annotated[
     bool, typer.Option("--side-by-side", help="Also write source | result with a trajectory inset.")
 ]
@@ -135,6 +141,7 @@ def render_command(
     resample: ResampleOpt = False,
     offload: OffloadOpt = "none",
     side_by_side: SideBySideOpt = False,
+    source_reuse: SourceReuseOpt = 1,
     model_dir: ModelDirOpt = None,
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = None,
@@ -155,6 +162,8 @@ def render_command(
         raise ReCamMasterError("give either a VIDEO or --dataset_path DIR (batch mode), not both or neither")
     if loop and resample:
         raise ReCamMasterError("--loop and --resample exclude each other; pick one")
+    if source_reuse < 1:
+        raise ReCamMasterError(f"--source-reuse must be at least 1 (1: every step in full), got {source_reuse}")
     if offload not in OFFLOAD_MODES:
         raise ReCamMasterError(f"--offload must be one of {', '.join(OFFLOAD_MODES)}, got {offload!r}")
     fit = "loop" if loop else "resample" if resample else "error"
@@ -194,6 +203,8 @@ def render_command(
     from recammaster.video import side_by_side as compose
 
     rank, world, device = init_distributed(device)
+    if world > 1 and dataset_path is None and source_reuse > 1:
+        raise ReCamMasterError("--source-reuse works with one GPU per video (batch mode), not one video on several")
     if world > 1 and dataset_path is not None:
         jobs = jobs[rank::world]  # a batch: one worker per GPU, each with its own videos
     pipeline = load_pipeline(model_dir, device, offload, checkpoint)
@@ -207,7 +218,7 @@ def render_command(
         source = read_video(job.video, frames, fit=fit)
         result = pipeline(
             source, camera, job.prompt, height=height, width=width, num_frames=frames, num_inference_steps=steps,
-            guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed),
+            guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed), source_reuse=source_reuse,
         ).frames  # fmt: skip
         if not writes:
             continue

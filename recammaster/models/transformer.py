@@ -232,6 +232,7 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         )
         self.condition_embedder.timesteps_proj = Float64Timesteps(freq_dim)
         self.camera_tokens = CameraTokens()
+        self.source_cache = None  # a models.source_cache.SourceKVCache, while one is attached
         if conditioning == "channel":  # target and source latents side by side on the channel axis
             self.patch_embedding = nn.Conv3d(2 * in_channels, inner_dim, kernel_size=patch_size, stride=patch_size)
         elif conditioning == "view":
@@ -251,6 +252,7 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         camera: torch.Tensor,
         return_dict: bool = True,
         attention_kwargs: dict[str, Any] | None = None,
+        target_only: bool = False,
     ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
         """Predict the flow velocity of every latent frame.
 
@@ -260,9 +262,13 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
             timestep: (B,) timesteps on the 0-1000 scale, shared by all tokens.
             encoder_hidden_states: (B, L, text_dim) text embeddings.
             camera: (B, Fc, 12) target camera per latent frame (see ``recammaster.cameras``).
+            target_only: ``hidden_states`` hold the target half alone (F = Fc); the source half's keys and values
+                come from the attached :class:`~recammaster.models.source_cache.SourceKVCache`, reusing.
         """
         if attention_kwargs:
             raise ValueError("attention_kwargs are not supported by ReCamMasterTransformer3DModel")
+        if target_only and (self.source_cache is None or self.source_cache.mode != "reuse"):
+            raise ValueError("target_only needs an attached SourceKVCache inside cache.reusing()")
         if camera.ndim != 3 or camera.shape[0] != len(hidden_states) or camera.shape[2] != CAMERA_CONDITION_SIZE:
             raise ValueError(f"camera must have shape ({len(hidden_states)}, frames, 12), got {tuple(camera.shape)}")
         conditioning = self.config.get("conditioning", "frame")  # folders saved before the option lack it
@@ -278,7 +284,11 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         frames, rows, columns = num_frames // p_t, height // p_h, width // p_w
 
         # 1. Patch and position embedding
-        rotary_emb = self.rope(hidden_states)
+        if target_only:  # the target's positions in the whole sequence, which the recorded source continues
+            whole = torch.empty((batch_size, 1, 2 * num_frames, height, width), device="meta")
+            rotary_emb = tuple(angles[:, : frames * rows * columns] for angles in self.rope(whole))
+        else:
+            rotary_emb = self.rope(hidden_states)
         hidden_states = self.patch_embedding(hidden_states)  # (B, C, F, H, W) -> (B, D, F, H/2, W/2)
         hidden_states = hidden_states.flatten(2).transpose(1, 2).contiguous()  # -> (B, L, D)
 

@@ -11,6 +11,7 @@ on the frame axis and text-only classifier-free guidance (scale 5); VAE decode; 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from recammaster.cameras import Trajectory, load_trajectory
 from recammaster.cameras.conventions import CONDITION_SIZE, latent_frame_indices
 from recammaster.errors import ModelFilesNotFoundError
 from recammaster.hub import OfficialWeights, find_official_weights
+from recammaster.models.source_cache import SourceKVCache
 from recammaster.models.text_encoder import DEFAULT_NEGATIVE_PROMPT, encode_prompt, load_tokenizer, load_umt5_encoder
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import decode_latents, encode_video, load_wan_vae
@@ -210,38 +212,61 @@ class ReCamMasterPipeline(DiffusionPipeline):
         sigmas: torch.Tensor,
         guidance_scale: float = DEFAULT_GUIDANCE,
         callback_on_step_end: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+        source_reuse: int = 1,
     ) -> torch.Tensor:
         """Euler steps from noisy target ``latents`` to clean ones, the clean ``source`` latents alongside.
 
         Guidance (with ``negative``) applies when ``guidance_scale`` > 1. Training samples call this too.
+        ``source_reuse`` N > 1: a full forward every N steps records the source tokens' keys and values, and the
+        steps between run on the target tokens alone (:mod:`recammaster.models.source_cache`); 1 is exact.
         """
         target_frames = source.shape[2]
         use_guidance = guidance_scale > 1.0 and negative is not None
+        if source_reuse < 1:
+            raise ValueError(f"source_reuse must be at least 1 (1: every step in full), got {source_reuse}")
 
         group = getattr(self, "guidance_group", None)  # set by recammaster.pipeline.parallel.enable_multi_gpu
+        if source_reuse > 1 and group is not None:
+            raise ValueError("source_reuse > 1 does not work with guidance branches on separate GPUs yet")
+        cache = SourceKVCache.attach(self.transformer) if source_reuse > 1 else None
+        steps_done = itertools.count()
+
+        def branch(noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor, name: str, full: bool) -> torch.Tensor:
+            if cache is None:
+                return self.transformer(torch.cat([noisy, source], dim=2), t, text, camera).sample
+            if full:
+                with cache.recording(name):
+                    return self.transformer(torch.cat([noisy, source], dim=2), t, text, camera).sample
+            with cache.reusing(name):
+                return self.transformer(noisy, t, text, camera, target_only=True).sample
 
         def velocity(noisy: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-            model_input = torch.cat([noisy, source], dim=2)  # (B, C, 2F, h, w): target first
             t = timestep.reshape(1).expand(len(noisy)).to(noisy.device, noisy.dtype)  # the DiT sees t in latent dtype
+            full = next(steps_done) % source_reuse == 0
             if use_guidance and group is not None:  # the two branches on two halves of the GPUs
+                model_input = torch.cat([noisy, source], dim=2)  # (B, C, 2F, h, w): target first
                 predicted, unconditional = guided_velocity(self.transformer, model_input, t, positive, negative,
                                                            camera, group)  # fmt: skip
             else:
-                predicted = self.transformer(model_input, t, positive, camera).sample
-                unconditional = self.transformer(model_input, t, negative, camera).sample if use_guidance else None
+                predicted = branch(noisy, t, positive, "caption", full)
+                unconditional = branch(noisy, t, negative, "negative", full) if use_guidance else None
             predicted = predicted[:, :, :target_frames]
             if use_guidance:
                 unconditional = unconditional[:, :, :target_frames]
                 predicted = unconditional + guidance_scale * (predicted - unconditional)
             return predicted
 
-        with self.progress_bar(total=len(sigmas) - 1) as progress:
+        try:
+            with self.progress_bar(total=len(sigmas) - 1) as progress:
 
-            def after_step(step: int, current: torch.Tensor) -> torch.Tensor | None:
-                progress.update()
-                return callback_on_step_end(step, current) if callback_on_step_end else None
+                def after_step(step: int, current: torch.Tensor) -> torch.Tensor | None:
+                    progress.update()
+                    return callback_on_step_end(step, current) if callback_on_step_end else None
 
-            return euler_sample(velocity, latents, sigmas, after_step)
+                return euler_sample(velocity, latents, sigmas, after_step)
+        finally:
+            if cache is not None:
+                cache.detach()
 
     # ------------------------------------------------------------------
     # The recipe
@@ -266,11 +291,16 @@ class ReCamMasterPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
         max_sequence_length: int = 512,
+        source_reuse: int = 1,
     ) -> ReCamMasterPipelineOutput | tuple:
         """Re-render ``video`` ((T, H, W, 3) uint8 frames, T >= num_frames) along ``trajectory``.
 
         ``trajectory`` is a :class:`Trajectory` (num_frames poses), anything ``load_trajectory`` takes
         (a preset name or number, a file), or a ready (num_frames // 4 + 1, 12) condition.
+
+        ``source_reuse`` N > 1 is the fast mode: a full forward every N steps, the target tokens alone between
+        (about half the work), reusing the source tokens' keys and values; its quality cost is in
+        ``benchmarks/RESULTS.md``. 1, the default, is exact.
         """
         # 1. Check inputs
         if isinstance(trajectory, str | Path):
@@ -300,7 +330,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
 
         # 4. Denoise the target half; the clean source latents ride along on the frame axis
         latents = self.denoise(latents, source, camera, positive, negative, sigmas, guidance_scale,
-                               callback_on_step_end)  # fmt: skip
+                               callback_on_step_end, source_reuse)  # fmt: skip
 
         # 5. Decode
         if output_type == "latent":

@@ -79,6 +79,36 @@ def test_step_callback_and_latent_output(pipeline, source_video):
     assert tuple(latents.shape) == (1, 16, 3, 4, 6)
 
 
+@pytest.mark.parametrize("guidance", [1.0, 5.0])
+def test_source_reuse_runs_target_only_steps_between_full_ones(pipeline, source_video, guidance, monkeypatch):
+    frames_seen = []
+    forward = type(pipeline.transformer).forward
+
+    def counting(model, hidden_states, *args, **kwargs):
+        frames_seen.append(hidden_states.shape[2])
+        return forward(model, hidden_states, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipeline.transformer), "forward", counting)
+    arguments = {**ARGS, "num_inference_steps": 5, "guidance_scale": guidance}
+    exact = pipeline(source_video, "arc-left", PROMPT, **arguments).frames
+    frames_seen.clear()
+    fast = pipeline(source_video, "arc-left", PROMPT, source_reuse=2, **arguments).frames
+    per_step = [6, 3, 6, 3, 6]  # latent frames given to the transformer: full steps 0, 2, 4; target only between
+    assert frames_seen == [n for n in per_step for _ in range(2 if guidance > 1 else 1)]
+    assert pipeline.transformer.source_cache is None, "the cache is detached after sampling"
+    assert not np.array_equal(fast, exact)
+    difference = np.abs(fast.astype(int) - exact.astype(int))
+    assert difference.mean() < 3.0, "a close approximation"
+
+
+def test_source_reuse_is_exact_while_every_step_is_full(pipeline, source_video):
+    one_step = {**ARGS, "num_inference_steps": 1}
+    exact = pipeline(source_video, "zoom-in", PROMPT, **one_step).frames
+    np.testing.assert_array_equal(pipeline(source_video, "zoom-in", PROMPT, source_reuse=4, **one_step).frames, exact)
+    with pytest.raises(ValueError, match="source_reuse must be at least 1"):
+        pipeline(source_video, "zoom-in", PROMPT, source_reuse=0, **ARGS)
+
+
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [

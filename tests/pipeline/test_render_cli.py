@@ -104,6 +104,7 @@ def test_short_videos_loop_or_resample(run, model, tmp_path):
         (("-p", "x", "-t", "spin"), "unknown trajectory preset 'spin'; choose a number 1-10 or one of:"),
         (("-p", "x", "--loop", "--resample"), "--loop and --resample exclude each other; pick one"),
         (("-p", "x", "--offload", "disk"), "--offload must be one of none, model, group, got 'disk'"),
+        (("-p", "x", "--source-reuse", "0"), "--source-reuse must be at least 1 (1: every step in full), got 0"),
         ((), "a caption is needed: pass --prompt 'what the video shows'"),
     ],
 )

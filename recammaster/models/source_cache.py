@@ -1,0 +1,128 @@
+"""Reusing the source tokens' keys and values across sampling steps: ReCamMaster's own redundancy.
+
+Half of ReCamMaster's tokens are the clean source video. They enter every step unchanged; only the timestep
+and the target tokens they attend to change, and those slowly from one step to the next. So a full forward
+can record, in every block, the self-attention keys and values of the source tokens, and the following steps
+can run the transformer on the target tokens alone: their queries attend to their own keys and values and to
+the recorded ones. Such a step does half the token work (every linear layer, and half the attention), and in
+the step where the keys and values were recorded it gives exactly the full forward's target half (tested);
+in later steps it is an approximation whose cost is measured, not assumed (``benchmarks/RESULTS.md``).
+
+Usage (what ``ReCamMasterPipeline(source_reuse=N)`` does: a full step every N steps)::
+
+    cache = SourceKVCache.attach(transformer)
+    with cache.recording("caption"):
+        full = transformer(torch.cat([target, source], dim=2), t, text, camera).sample  # records
+    with cache.reusing("caption"):
+        target_only = transformer(target, t, text, camera, target_only=True).sample     # reuses
+    cache.detach()
+
+Each guidance branch (caption, negative caption) records its own keys and values: the text changes the
+source tokens' states through cross-attention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.transformers.transformer_wan import _get_qkv_projections
+from torch import nn
+
+MODES = ("off", "record", "reuse")
+
+
+def rotate_pairs(hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Wan's rotary embedding: channel pairs (2i, 2i+1) rotated by the angle whose cosine and sine sit at 2i
+    and 2i+1 of ``cos`` and ``sin`` (which repeat each angle twice). ``hidden_states`` (B, L, heads, D)."""
+    even, odd = hidden_states.unflatten(-1, (-1, 2)).unbind(-1)
+    cos, sin = cos[..., 0::2], sin[..., 1::2]
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+    return rotated.type_as(hidden_states)
+
+
+class SourceKVCache:
+    """Per block and guidance branch, the source tokens' keys and values of the last recording forward."""
+
+    def __init__(self) -> None:
+        self.mode = "off"
+        self.branch: str = ""
+        self.keys: dict[tuple[str, int], torch.Tensor] = {}
+        self.values: dict[tuple[str, int], torch.Tensor] = {}
+        self._model: nn.Module | None = None
+        self._replaced: list = []
+
+    @classmethod
+    def attach(cls, transformer: nn.Module) -> SourceKVCache:
+        """Give every block's self-attention a processor that records or reuses through a new cache."""
+        if transformer.config.get("conditioning", "frame") != "frame":
+            raise ValueError("source keys and values can be reused only with frame conditioning (ReCamMaster's)")
+        cache = cls()
+        cache._model = transformer
+        for index, block in enumerate(transformer.blocks):
+            cache._replaced.append(block.attn1.processor)
+            block.attn1.set_processor(SourceCachingAttnProcessor(cache, index, block.attn1.processor))
+        transformer.source_cache = cache
+        return cache
+
+    def detach(self) -> None:
+        """Put the original processors back and drop what was recorded."""
+        if self._model is not None:
+            for block, processor in zip(self._model.blocks, self._replaced, strict=True):
+                block.attn1.set_processor(processor)
+            self._model.source_cache = None
+        self._model, self._replaced = None, []
+        self.keys.clear()
+        self.values.clear()
+
+    @contextmanager
+    def recording(self, branch: str = "") -> Iterator[None]:
+        """Forwards inside record the source half's keys and values (the second half of the tokens)."""
+        with self._mode("record", branch):
+            yield
+
+    @contextmanager
+    def reusing(self, branch: str = "") -> Iterator[None]:
+        """Forwards inside take target tokens only (``target_only=True``) and the recorded source keys and values."""
+        if not any(key[0] == branch for key in self.keys):
+            raise RuntimeError(f"nothing recorded for branch {branch!r}: run a recording forward first")
+        with self._mode("reuse", branch):
+            yield
+
+    @contextmanager
+    def _mode(self, mode: str, branch: str) -> Iterator[None]:
+        self.mode, self.branch = mode, branch
+        try:
+            yield
+        finally:
+            self.mode, self.branch = "off", ""
+
+
+class SourceCachingAttnProcessor:
+    """Self-attention that records or reuses the source tokens' keys and values; off, the original processor."""
+
+    def __init__(self, cache: SourceKVCache, index: int, original) -> None:
+        self.cache, self.index, self.original = cache, index, original
+        self._attention_backend = getattr(original, "_attention_backend", None)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        cache = self.cache
+        if cache.mode == "off":
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+        query, key, value = _get_qkv_projections(attn, hidden_states, None)
+        query, key = attn.norm_q(query), attn.norm_k(key)
+        query, key, value = (tensor.unflatten(2, (attn.heads, -1)) for tensor in (query, key, value))
+        query, key = rotate_pairs(query, *rotary_emb), rotate_pairs(key, *rotary_emb)
+        slot = (cache.branch, self.index)
+        if cache.mode == "record":
+            half = key.shape[1] // 2  # target tokens first, then the source's
+            cache.keys[slot], cache.values[slot] = key[:, half:].detach(), value[:, half:].detach()
+        else:
+            key = torch.cat([key, cache.keys[slot].to(key.dtype)], dim=1)
+            value = torch.cat([value, cache.values[slot].to(value.dtype)], dim=1)
+        output = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
+                                       backend=self._attention_backend)  # fmt: skip
+        output = output.flatten(2, 3).type_as(query)
+        return attn.to_out[1](attn.to_out[0](output))
