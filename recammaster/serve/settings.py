@@ -53,6 +53,7 @@ class ServeSettings:
     device: str = "cpu"
     offload: str = "none"
     num_inference_steps: int | None = None  # None: the model's own default
+    source_reuse: int = 1  # the fast mode: a full step every N steps (1: exact; benchmarks/RESULTS.md)
     seed: int = 0
     # workers
     heartbeat_s: float = 2.0  # a running job's worker says it is alive this often ...
@@ -98,8 +99,8 @@ class ServeSettings:
         return cls(**values)
 
 
-_POSITIVE = ("max_upload_mb", "max_duration_s", "max_pixels", "num_frames", "max_caption_chars",
-             "max_trajectory_kb", "jobs_per_window", "window_s", "heartbeat_s", "max_attempts", "poll_s")  # fmt: skip
+_POSITIVE = ("max_upload_mb", "max_duration_s", "max_pixels", "num_frames", "max_caption_chars", "max_trajectory_kb",
+             "jobs_per_window", "window_s", "heartbeat_s", "max_attempts", "poll_s", "source_reuse")  # fmt: skip
 
 
 def _read_env(kind: type, environ: dict[str, str], prefix: str) -> dict[str, object]:

@@ -21,9 +21,16 @@ from tests.serve.conftest import CAPTION, TINY_RENDER, write_clip
 from tests.serve.conftest import submit as post_job
 
 
+@pytest.mark.parametrize("source_reuse", [1, 2])
 def test_a_job_goes_from_the_queue_to_three_playable_videos_equal_to_the_pipelines_own(
-    client, worker, clip, settings, tiny_model_dir, tmp_path
+    clip, settings, tiny_model_dir, tmp_path, source_reuse
 ):
+    settings = dataclasses.replace(settings, source_reuse=source_reuse)  # 2: the fast mode
+    with TestClient(create_app(settings)) as client:
+        check_one_job(client, Worker(settings), clip, settings, tiny_model_dir, tmp_path)
+
+
+def check_one_job(client, worker, clip, settings, tiny_model_dir, tmp_path):
     response = post_job(client, clip, preset="tilt-up")
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
@@ -50,9 +57,10 @@ def test_a_job_goes_from_the_queue_to_three_playable_videos_equal_to_the_pipelin
 
     # the service's result is the pipeline's result for the same inputs and seed, encoded the same way
     pipeline = ReCamMasterPipeline.load(tiny_model_dir, torch_dtype=torch.float32)
-    expected = pipeline(read_video(clip, 81), get_preset("tilt-up")(num_frames=81), CAPTION, height=32, width=32,
-                        num_frames=81, num_inference_steps=TINY_RENDER["num_inference_steps"], guidance_scale=1.0,
-                        generator=torch.Generator("cpu").manual_seed(0)).frames  # fmt: skip
+    options = {"height": 32, "width": 32, "num_frames": 81, "num_inference_steps": TINY_RENDER["num_inference_steps"],
+               "guidance_scale": 1.0, "source_reuse": settings.source_reuse}  # fmt: skip
+    expected = pipeline(read_video(clip, 81), get_preset("tilt-up")(num_frames=81), CAPTION,
+                        generator=torch.Generator("cpu").manual_seed(0), **options).frames  # fmt: skip
     reference = write_video(tmp_path / "expected.mp4", np.asarray(expected), fps=30)
     np.testing.assert_array_equal(read_video(folder / "result.mp4"), read_video(reference))
 
