@@ -33,7 +33,7 @@ from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import decode_latents, encode_video, load_wan_vae
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.parallel import guided_velocity
-from recammaster.pipeline.sampler import DEFAULT_SHIFT, euler_sample, flow_match_sigmas
+from recammaster.pipeline.sampler import DEFAULT_SHIFT, SOLVERS, flow_match_sigmas
 from recammaster.video import postprocess_frames, preprocess_frames
 
 DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES = 480, 832, 81
@@ -213,6 +213,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
         guidance_scale: float = DEFAULT_GUIDANCE,
         callback_on_step_end: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
         source_reuse: int = 1,
+        solver: str = "euler",
     ) -> torch.Tensor:
         """Euler steps from noisy target ``latents`` to clean ones, the clean ``source`` latents alongside.
 
@@ -224,6 +225,8 @@ class ReCamMasterPipeline(DiffusionPipeline):
         use_guidance = guidance_scale > 1.0 and negative is not None
         if source_reuse < 1:
             raise ValueError(f"source_reuse must be at least 1 (1: every step in full), got {source_reuse}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
         group = getattr(self, "guidance_group", None)  # set by recammaster.pipeline.parallel.enable_multi_gpu
         if source_reuse > 1 and group is not None:
@@ -263,7 +266,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
                     progress.update()
                     return callback_on_step_end(step, current) if callback_on_step_end else None
 
-                return euler_sample(velocity, latents, sigmas, after_step)
+                return SOLVERS[solver](velocity, latents, sigmas, after_step)
         finally:
             if cache is not None:
                 cache.detach()
@@ -292,6 +295,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
         callback_on_step_end: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
         max_sequence_length: int = 512,
         source_reuse: int = 1,
+        solver: str = "euler",
     ) -> ReCamMasterPipelineOutput | tuple:
         """Re-render ``video`` ((T, H, W, 3) uint8 frames, T >= num_frames) along ``trajectory``.
 
@@ -300,7 +304,8 @@ class ReCamMasterPipeline(DiffusionPipeline):
 
         ``source_reuse`` N > 1 is the fast mode: a full forward every N steps, the target tokens alone between
         (about half the work), reusing the source tokens' keys and values; its quality cost is in
-        ``benchmarks/RESULTS.md``. 1, the default, is exact.
+        ``benchmarks/RESULTS.md``. 1, the default, is exact. ``solver="ab2"`` integrates to second order, so
+        fewer ``num_inference_steps`` reach upstream's Euler result more closely.
         """
         # 1. Check inputs
         if isinstance(trajectory, str | Path):
@@ -330,7 +335,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
 
         # 4. Denoise the target half; the clean source latents ride along on the frame axis
         latents = self.denoise(latents, source, camera, positive, negative, sigmas, guidance_scale,
-                               callback_on_step_end, source_reuse)  # fmt: skip
+                               callback_on_step_end, source_reuse, solver)  # fmt: skip
 
         # 5. Decode
         if output_type == "latent":

@@ -1,5 +1,7 @@
 """The pipeline against a hand-written run of upstream's recipe, with a tiny random model on CPU."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,8 @@ from recammaster.cameras import get_preset
 from recammaster.errors import TrajectoryError
 from recammaster.models.text_encoder import DEFAULT_NEGATIVE_PROMPT, encode_prompt
 from recammaster.models.vae import WAN_LATENTS_MEAN, WAN_LATENTS_STD
-from recammaster.pipeline import flow_match_sigmas
+from recammaster.pipeline import euler_sample, flow_match_sigmas
+from recammaster.pipeline.sampler import adams_bashforth_sample
 
 ARGS = {"num_frames": 9, "height": 32, "width": 48, "num_inference_steps": 3}
 PROMPT = "A red car drives along a coastal road at sunset."
@@ -22,6 +25,22 @@ def test_sigmas_are_upstreams_formula_exactly():
     timesteps = flow_match_sigmas(50) * 1000
     assert timesteps[:3].tolist() == pytest.approx([1000.0, 995.93, 991.74], abs=0.01)
     assert timesteps[-3:-1].tolist() == pytest.approx([172.41, 92.59], abs=0.01)
+
+
+def test_adams_bashforth_converges_at_second_order_where_euler_converges_at_first():
+    def velocity(z, timestep):  # dz/dsigma = z + cos(sigma): z = C e^sigma + (sin sigma - cos sigma) / 2
+        return z + torch.cos(timestep / 1000)
+
+    start = torch.tensor([0.3], dtype=torch.float64)  # z at sigma = 1
+    exact = (0.3 - (math.sin(1) - math.cos(1)) / 2) / math.e - 0.5  # z at sigma = 0
+    errors = {}
+    for name, sample in (("euler", euler_sample), ("ab2", adams_bashforth_sample)):
+        for steps in (20, 40):
+            sigmas = flow_match_sigmas(steps, shift=3.0).double()  # uneven steps, as in use
+            errors[name, steps] = abs(sample(velocity, start, sigmas).item() - exact)
+    assert 1.8 < errors["euler", 20] / errors["euler", 40] < 2.2
+    assert 3.6 < errors["ab2", 20] / errors["ab2", 40] < 4.4
+    assert errors["ab2", 20] < errors["euler", 40] / 4  # half the steps, a quarter of the error
 
 
 def _by_hand(pipe, video, trajectory, guidance, seed=0):
@@ -99,6 +118,16 @@ def test_source_reuse_runs_target_only_steps_between_full_ones(pipeline, source_
     assert not np.array_equal(fast, exact)
     difference = np.abs(fast.astype(int) - exact.astype(int))
     assert difference.mean() < 3.0, "a close approximation"
+
+
+def test_the_second_order_solver_runs_in_the_pipeline_and_bad_solvers_are_refused(pipeline, source_video):
+    seen = []
+    ab2 = pipeline(source_video, "zoom-in", PROMPT, solver="ab2", callback_on_step_end=lambda i, z: seen.append(i),
+                   **ARGS).frames  # fmt: skip
+    assert seen == [0, 1, 2]
+    assert not np.array_equal(ab2, pipeline(source_video, "zoom-in", PROMPT, **ARGS).frames)
+    with pytest.raises(ValueError, match="solver must be one of euler, ab2, got 'rk4'"):
+        pipeline(source_video, "zoom-in", PROMPT, solver="rk4", **ARGS)
 
 
 def test_source_reuse_is_exact_while_every_step_is_full(pipeline, source_video):

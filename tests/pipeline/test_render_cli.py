@@ -105,6 +105,7 @@ def test_short_videos_loop_or_resample(run, model, tmp_path):
         (("-p", "x", "--loop", "--resample"), "--loop and --resample exclude each other; pick one"),
         (("-p", "x", "--offload", "disk"), "--offload must be one of none, model, group, got 'disk'"),
         (("-p", "x", "--source-reuse", "0"), "--source-reuse must be at least 1 (1: every step in full), got 0"),
+        (("-p", "x", "--solver", "rk4"), "--solver must be one of euler, ab2, got 'rk4'"),
         ((), "a caption is needed: pass --prompt 'what the video shows'"),
     ],
 )
