@@ -109,7 +109,7 @@ SourceReuseOpt = Annotated[
     ),
 ]
 SolverOpt = Annotated[
-    str, typer.Option("--solver", help="euler (upstream's) or ab2 (second order: fewer --steps for the same result).")
+    str, typer.Option("--solver", help="euler (upstream's) or ab2 (second order; benchmarks/RESULTS.md has its cost).")
 ]
 SideBySideOpt = Annotated[
     bool, typer.Option("--side-by-side", help="Also write source | result with a trajectory inset.")
