@@ -230,7 +230,8 @@ def create_app(settings: ServeSettings, *, workers: int = 0) -> FastAPI:
             else:
                 trajectory_spec = preset
             job = queue.submit(job_id, client=client, caption=caption, trajectory=trajectory_spec,
-                               source_name=video_name, source_file=source.name, email=email or None)  # fmt: skip
+                               source_name=video_name, source_file=source.name, email=email or None,
+                               base_url=str(request.base_url))  # fmt: skip
         except UploadError as error:
             shutil.rmtree(folder, ignore_errors=True)
             raise HTTPException(error.status, str(error)) from error

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     source_name TEXT NOT NULL,       -- the uploaded file's name, shown to its owner only
     source_file TEXT NOT NULL,       -- the stored upload, inside the job's folder
     email TEXT,
+    base_url TEXT NOT NULL DEFAULT '',  -- the address the page was opened at, for links in e-mails
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
@@ -59,6 +60,7 @@ class Job:
     source_name: str
     source_file: str
     email: str | None
+    base_url: str
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -119,12 +121,12 @@ class JobQueue:
 
     # -- the web application's side ------------------------------------------------------------------------
 
-    def submit(self, job_id: str, *, client: str, caption: str, trajectory: str, source_name: str,
-               source_file: str, email: str | None = None, now: float | None = None) -> Job:  # fmt: skip
+    def submit(self, job_id: str, *, client: str, caption: str, trajectory: str, source_name: str, source_file: str,
+               email: str | None = None, base_url: str = "", now: float | None = None) -> Job:  # fmt: skip
         with self._connect(immediate=True) as connection:
             connection.execute(
-                "INSERT INTO jobs (id, client, caption, trajectory, source_name, source_file, email, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, client, caption, trajectory, source_name, source_file, email, base_url, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     client,
@@ -133,6 +135,7 @@ class JobQueue:
                     source_name,
                     source_file,
                     email,
+                    base_url,
                     time.time() if now is None else now,
                 ),
             )

@@ -52,8 +52,9 @@ def job_dir(settings: ServeSettings, job_id: str) -> Path:
     return settings.jobs_dir / job_id
 
 
-def job_link(settings: ServeSettings, job: Job, base_url: str) -> str:
-    return f"{(settings.public_url or base_url).rstrip('/')}/j/{job.id}"
+def job_link(settings: ServeSettings, job: Job) -> str:
+    """The job's page: under ``public_url`` when set, else under the address its owner submitted it at."""
+    return f"{(settings.public_url or job.base_url or 'http://localhost:8000').rstrip('/')}/j/{job.id}"
 
 
 def remove_expired(queue: JobQueue, settings: ServeSettings, *, now: float | None = None) -> list[str]:
@@ -77,13 +78,12 @@ class Worker:
     """One worker process's loop; ``pipeline`` may be given ready (tests), else it is loaded on the first job."""
 
     def __init__(self, settings: ServeSettings, *, name: str | None = None, pipeline: Any = None,
-                 base_url: str = "http://localhost:8000", parent_pid: int | None = None) -> None:  # fmt: skip
+                 parent_pid: int | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.parent_pid = parent_pid  # a pool's worker stops when the server that started it is gone
         self.queue = JobQueue(settings.database)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.pipeline = pipeline
-        self.base_url = base_url  # for e-mail links when settings.public_url is not set
         self.stop_requested = threading.Event()
         self._last_cleanup = 0.0
 
@@ -140,7 +140,7 @@ class Worker:
             return
         for job in self.queue.pending_notifications():
             try:
-                send_job_mail(self.settings.smtp, job, job_link(self.settings, job, self.base_url))
+                send_job_mail(self.settings.smtp, job, job_link(self.settings, job))
             except (OSError, ValueError) as error:  # smtplib's errors are OSErrors; not retried, not fatal
                 logger.warning("worker %s: could not e-mail job %s's owner: %s", self.name, job.id[:8], error)
             self.queue.mark_notified(job.id)

@@ -63,3 +63,12 @@ def test_a_mail_server_that_is_down_does_not_stop_the_worker(settings, clip):
         assert Worker(unreachable).run_once()
         assert client.get(f"/api/jobs/{job_id}").json()["state"] == "done"
         assert Worker(unreachable).queue.pending_notifications() == []
+
+
+def test_without_a_public_url_the_link_is_where_the_owner_submitted(settings, clip, inbox):
+    mailing = dataclasses.replace(settings, smtp=SmtpSettings(host="127.0.0.1", port=inbox.port))
+    with TestClient(create_app(mailing), base_url="http://trial.local:8080") as client:
+        job_id = submit(client, clip, email="owner@example.org").json()["id"]
+        Worker(mailing).run_once()
+    (_, message), *_ = inbox.messages
+    assert f"http://trial.local:8080/j/{job_id}" in message.get_payload()
