@@ -27,6 +27,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.callbacks import ThroughputMonitor
 from torch.utils.data import DataLoader, Dataset
 
 from recammaster.data.synth import SyntheticPairs
@@ -46,6 +47,7 @@ from recammaster.training.trainable import TRAINABLE_SETS
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_1", "deepspeed_stage_2")
 DATA_SOURCES = ("cached", "synthetic", "synthetic-pool")
 STATE_FILE = "trainer_state/last.ckpt"
+THROUGHPUT_WINDOW = 10  # steps over which the logged samples per second are measured
 # Options a resumed run may change: they decide how long and how loudly it runs, not what it computes
 # (max_steps only without a decay, which ends at max_steps).
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "checkpoint_every", "sample_every", "sample_count",
@@ -236,6 +238,11 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
     return SyntheticPairs(seed=seed, device=device, pairs_per_scene=config.pairs_per_scene, **size), True
 
 
+def batch_size(batch: dict[str, Any]) -> int:
+    """Samples in a training batch (for the logged throughput): every kind of batch carries its cameras."""
+    return len(batch["camera"])
+
+
 def lightning_strategy(name: str) -> Any:
     """Lightning's strategy for a name; FSDP wraps each transformer block and gathers full state dicts."""
     if name == "fsdp":
@@ -309,6 +316,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         tokenizer=pipeline.tokenizer if pipeline is not None else None, empty_text=empty_text,
     )  # fmt: skip
     callbacks: list[L.Callback] = [
+        ThroughputMonitor(batch_size_fn=batch_size, window_size=THROUGHPUT_WINDOW),
         OfficialCheckpoints(run_dir, config.checkpoint_every, getattr(torch, config.checkpoint_dtype)),
         TrainerState(run_dir / STATE_FILE, config.checkpoint_every),
     ]

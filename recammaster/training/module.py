@@ -58,6 +58,8 @@ class ReCamMasterTraining(L.LightningModule):
         empty_text: (L, D) embedding of the empty caption, for ``text_drop`` with cached latents.
     """
 
+    flops_per_batch = None  # read by the throughput log (samples per second); FLOPs are not counted
+
     def __init__(
         self,
         transformer: ReCamMasterTransformer3DModel,
@@ -148,8 +150,9 @@ class ReCamMasterTraining(L.LightningModule):
         empty = self.empty_caption() if self.augmentation.text_drop > 0 else None
         output = flow_matching_loss(self.transformer, target, source, text, batch["camera"], self.schedule,
                                     generators, self.augmentation, empty)  # fmt: skip
-        self.log("train/loss", output.loss, prog_bar=True, batch_size=len(target))
-        self.log("train/timestep", output.timestep.float().mean(), batch_size=len(target))
+        # the mean over every rank's samples: the loss of the global batch, as one GPU would log it
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=len(target), sync_dist=True)
+        self.log("train/timestep", output.timestep.float().mean(), batch_size=len(target), sync_dist=True)
         return output.loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:

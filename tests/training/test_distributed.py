@@ -7,14 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 from recammaster.models.checkpoints import read_state_dict
+from tests.training.test_fit import logged_losses
 
 CONFIG = {"from_scratch": True, "model_config": "tiny", "trainable": "full", "data": "synthetic", "height": 32,
           "width": 32, "num_frames": 5, "max_steps": 3, "checkpoint_every": 3, "checkpoint_dtype": "float32",
-          "learning_rate": 1e-3, "gradient_checkpointing": False, "accelerator": "cpu"}  # fmt: skip
+          "learning_rate": 1e-3, "gradient_checkpointing": False, "accelerator": "cpu", "log_every": 1}  # fmt: skip
 
 
 def train(run_dir: Path, pipeline_dir: Path, *options: str) -> dict[str, torch.Tensor]:
@@ -31,6 +33,7 @@ def test_ddp_on_two_processes_equals_one_process_with_the_same_global_batch(tmp_
     one = train(tmp_path / "one", pipeline_dir, "--devices", "1", "--batch-size", "2")
     two = train(tmp_path / "two", pipeline_dir, "--devices", "2", "--batch-size", "1", "--strategy", "ddp")
     assert one.keys() == two.keys()
+    assert logged_losses(tmp_path / "two") == pytest.approx(logged_losses(tmp_path / "one"), rel=1e-5)  # all ranks'
     for key in one:  # equal up to summation order (the all-reduce), which Adam amplifies where gradients are ~0
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=2e-5, msg=key)
     three = train(tmp_path / "three", pipeline_dir, "--devices", "1", "--batch-size", "1")  # another global batch

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +34,17 @@ def scratch_config(run: Path, pipeline_dir: Path, **changes) -> FitConfig:
     return FitConfig(**{**options, **changes})
 
 
-def logged_losses(run: Path) -> list[float]:
-    """The loss of every step, over all the run's invocations (one log folder each)."""
-    losses = []
+def logged(run: Path, metric: str) -> list[float]:
+    """A logged metric at every step it has, over all the run's invocations (one log folder each)."""
+    values = []
     for chunk in sorted((run / "logs").glob("chunk*")):
         with (chunk / "metrics.csv").open() as handle:
-            losses += [float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")]
-    return losses
+            values += [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
+    return values
+
+
+def logged_losses(run: Path) -> list[float]:
+    return logged(run, "train/loss")
 
 
 def test_interrupted_run_resumes_at_the_same_step_with_the_same_data(tmp_path, pipeline_dir):
@@ -51,6 +56,10 @@ def test_interrupted_run_resumes_at_the_same_step_with_the_same_data(tmp_path, p
 
     assert logged_losses(straight) == logged_losses(resumed)
     assert len(logged_losses(straight)) == 6
+    assert logged(straight, "train/samples") == [2, 4, 6, 8, 10, 12]  # the throughput log: batch 2 a step
+    times = logged(straight, "train/time")
+    assert len(times) == 6
+    assert all(later > earlier for earlier, later in itertools.pairwise(times))
     for step in (3, 6):
         a = read_state_dict(straight / "checkpoints" / f"step{step}.ckpt")
         b = read_state_dict(resumed / "checkpoints" / f"step{step}.ckpt")
