@@ -2,8 +2,8 @@
 
 Random weights at full size (umT5-XXL, the 1.3B ReCamMaster transformer, the Wan VAE), bf16, a stand-in
 tokenizer (every prompt becomes 512 token ids: the official one cannot be downloaded here), 2 sampling
-steps with guidance (peak memory does not depend on the step count). Modes: everything resident
-('none'), diffusers' model CPU offload ('model'), and group offloading of every component ('group').
+steps with guidance (peak memory does not depend on the step count). Modes: ``render --offload``'s
+(``recammaster.pipeline.loading.OFFLOAD_MODES``).
 
     python benchmarks/pipeline_memory.py
 
@@ -23,11 +23,11 @@ from transformers import UMT5EncoderModel
 
 from recammaster.cameras import get_preset
 from recammaster.models.configs import transformer_config
-from recammaster.models.memory import place
 from recammaster.models.text_encoder import UMT5_XXL_CONFIG
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import WAN_VAE_CONFIG
 from recammaster.pipeline import ReCamMasterPipeline
+from recammaster.pipeline.loading import OFFLOAD_MODES, place_pipeline
 
 DEVICE, DTYPE = torch.device("cuda"), torch.bfloat16
 
@@ -56,15 +56,8 @@ def main() -> None:
     video = (np.random.default_rng(0).random((81, 480, 832, 3)) * 255).astype(np.uint8)
     trajectory = get_preset("arc-left")()
     rows = []
-    for mode in ("none", "model", "group"):
-        pipeline = build()
-        if mode == "none":
-            pipeline.to(DEVICE)
-        elif mode == "model":
-            pipeline.enable_model_cpu_offload(device=DEVICE)
-        else:
-            for module in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
-                place(module, DEVICE, "group-offload")
+    for mode in OFFLOAD_MODES:
+        pipeline = place_pipeline(build(), DEVICE, mode)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()

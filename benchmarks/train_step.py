@@ -7,6 +7,7 @@ one warm-up step; the table gives the median step.
 
     python benchmarks/train_step.py                     # upstream's trainable set, gradient checkpointing
     python benchmarks/train_step.py --variants all      # also without checkpointing, and LoRA
+    python benchmarks/train_step.py --variants compiled # upstream's set with and without compiled blocks
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ class StepTimer(L.Callback):
             torch.cuda.reset_peak_memory_stats()
 
 
-def measure(trainable: str, checkpointing: bool, steps: int) -> tuple:
+def measure(trainable: str, checkpointing: bool, steps: int, compiled: bool = False) -> tuple:
     device = torch.device("cuda")
     transformer = random_model(lambda: ReCamMasterTransformer3DModel(**transformer_config("wan2.1-t2v-1.3b")),
                                device, torch.bfloat16)  # fmt: skip
-    module = ReCamMasterTraining(transformer, trainable=trainable, gradient_checkpointing=checkpointing)
+    module = ReCamMasterTraining(transformer, trainable=trainable, gradient_checkpointing=checkpointing,
+                                 compile_blocks=compiled)  # fmt: skip
     timer = StepTimer()
     trainer = L.Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=steps + 1, logger=False,
                         callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
@@ -55,13 +57,14 @@ def measure(trainable: str, checkpointing: bool, steps: int) -> tuple:
     try:
         trainer.fit(module, train_dataloaders=loader)
     except torch.OutOfMemoryError:
-        return (trainable, "on" if checkpointing else "off", count_trainable(module) / 1e6, float("nan"),
+        return (trainable, "on" if checkpointing else "off", compiled, count_trainable(module) / 1e6, float("nan"),
                 float("nan"), float("nan"))  # fmt: skip
     finally:
         del trainer
     step = statistics.median(timer.times[1:])
     peak = torch.cuda.max_memory_allocated() / 2**30
-    result = (trainable, "on" if checkpointing else "off", count_trainable(module) / 1e6, step, TOKENS / step, peak)
+    result = (trainable, "on" if checkpointing else "off", compiled, count_trainable(module) / 1e6, step,
+              TOKENS / step, peak)  # fmt: skip
     del module, transformer
     torch.cuda.empty_cache()
     return result
@@ -70,20 +73,22 @@ def measure(trainable: str, checkpointing: bool, steps: int) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--variants", choices=("upstream", "all"), default="upstream")
+    parser.add_argument("--variants", choices=("upstream", "all", "compiled"), default="upstream")
     arguments = parser.parse_args()
-    variants = [("camera-attention", True)]
+    variants = [("camera-attention", True, False)]
     if arguments.variants == "all":
-        variants += [("lora", True), ("camera-attention", False)]
+        variants += [("lora", True, False), ("camera-attention", False, False)]
+    if arguments.variants == "compiled":
+        variants += [("camera-attention", True, True)]
     rows = []
-    for trainable, checkpointing in variants:
-        rows.append(measure(trainable, checkpointing, arguments.steps))
+    for trainable, checkpointing, compiled in variants:
+        rows.append(measure(trainable, checkpointing, arguments.steps, compiled))
         print(rows[-1], flush=True)
     report(
         f"ReCamMaster-1.3B training step, batch 1, 81 frames 480x832 ({TOKENS:,} tokens), bf16-mixed, "
         f"{torch.cuda.get_device_name()}",
-        ["trainable", "grad. checkpointing", "trained (M)", "s / step", "tokens / s", "peak GiB"],
-        rows, ["s", "s", ".1f", ".2f", ",.0f", ".1f"], "train_step",
+        ["trainable", "grad. checkpointing", "compiled blocks", "trained (M)", "s / step", "tokens / s", "peak GiB"],
+        rows, ["s", "s", "", ".1f", ".2f", ",.0f", ".1f"], "train_step",
     )  # fmt: skip
 
 

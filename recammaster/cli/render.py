@@ -101,7 +101,14 @@ ModelWidthOpt = Annotated[
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="Output frame rate (default: the source's).")]
 LoopOpt = Annotated[bool, typer.Option("--loop", help="Too short a video plays forward then backward.")]
 ResampleOpt = Annotated[bool, typer.Option("--resample", help="Too short a video has its frames spread out.")]
-OffloadOpt = Annotated[str, typer.Option("--offload", help="none, model (CPU offload) or group (block streaming).")]
+OffloadOpt = Annotated[
+    str,
+    typer.Option(
+        "--offload",
+        help="none, text (the text encoder streamed), model (CPU offload), group (every model streamed by blocks) "
+        "or group-tiled (and the VAE in tiles: least memory).",
+    ),
+]
 SourceReuseOpt = Annotated[
     int,
     typer.Option(

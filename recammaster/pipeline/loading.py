@@ -16,7 +16,10 @@ from recammaster.models.memory import place
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline, read_render_defaults
 
-OFFLOAD_MODES = ("none", "model", "group")
+# none: all resident; text: umT5-XXL (10.6 of 17 GiB) streamed by blocks, the rest resident; model: diffusers'
+# model CPU offload; group: every component streamed by blocks; group-tiled: and the VAE works in spatial tiles
+# (the least memory, a slower VAE, outputs not bit-equal). benchmarks/RESULTS.md has each one's peak and time.
+OFFLOAD_MODES = ("none", "text", "model", "group", "group-tiled")
 
 
 def choose_model(model_dir: Path | None) -> tuple[Path | None, dict]:
@@ -48,11 +51,20 @@ def load_pipeline(model_dir: Path | None, device: str, offload: str, checkpoint:
     if checkpoint is not None:
         size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
         pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)
+    return place_pipeline(pipeline, device, offload)
+
+
+def place_pipeline(pipeline, device: str, offload: str):
+    """Put ``pipeline``'s components on ``device`` in one of :data:`OFFLOAD_MODES`."""
+    if offload not in OFFLOAD_MODES:
+        raise ValueError(f"offload must be one of {', '.join(OFFLOAD_MODES)}, got {offload!r}")
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
-    elif offload == "group":
-        for module in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
-            place(module, device, "group-offload")
-    else:
-        pipeline.to(device)
+        return pipeline
+    models = (pipeline.text_encoder, pipeline.transformer, pipeline.vae)
+    streamed = {"none": 0, "text": 1}.get(offload, len(models))  # the first this many stream
+    for index, module in enumerate(models):
+        place(module, device, "group-offload" if index < streamed else "resident")
+    if offload == "group-tiled":
+        pipeline.vae.enable_tiling()
     return pipeline

@@ -103,7 +103,10 @@ def test_short_videos_loop_or_resample(run, model, tmp_path):
         (("-p", "x", "-t", "pan-right:frames=17"), "the trajectory has 17 frames but the video has 9"),
         (("-p", "x", "-t", "spin"), "unknown trajectory preset 'spin'; choose a number 1-10 or one of:"),
         (("-p", "x", "--loop", "--resample"), "--loop and --resample exclude each other; pick one"),
-        (("-p", "x", "--offload", "disk"), "--offload must be one of none, model, group, got 'disk'"),
+        (
+            ("-p", "x", "--offload", "disk"),
+            "--offload must be one of none, text, model, group, group-tiled, got 'disk'",
+        ),
         (("-p", "x", "--source-reuse", "0"), "--source-reuse must be at least 1 (1: every step in full), got 0"),
         (("-p", "x", "--solver", "rk4"), "--solver must be one of euler, ab2, got 'rk4'"),
         ((), "a caption is needed: pass --prompt 'what the video shows'"),

@@ -1,0 +1,184 @@
+"""Speed levers for ReCamMaster-1.3B on one GPU (issue 10): attention backends, compiled blocks, the fast mode.
+
+Random weights at full size, bf16, 81 frames at 480x832 (65,520 tokens with the source). Parts:
+
+- ``forward``: one transformer forward with each of diffusers' attention backends that run here, then
+  with its blocks compiled (``compile_repeated_blocks``); each output against a float32 forward, whose
+  distance to the default bf16 forward is the bf16 noise that "exact" allows.
+- ``kernels``: 8 guided sampling steps with the cuDNN backend against the default one: how far two exact
+  attention kernels drift apart over a sampling run (the yardstick for the ring's drift on several GPUs).
+- ``render``: whole re-renders through the pipeline (umT5-XXL with a stand-in tokenizer, the Wan VAE,
+  the transformer): upstream's 50 steps with guidance 5 projected from ``--exact-steps`` timed steps, and
+  fast-mode settings run end to end.
+
+    python benchmarks/speed.py [--parts forward,kernels,render] [--fast 10:2 8:4]
+
+Prints a markdown table per part; with $OUT set, also writes $OUT/speed_<part>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+
+import numpy as np
+import torch
+from common import random_model, report, timed
+from diffusers import AutoencoderKLWan
+from pipeline_memory import StandInTokenizer
+from transformers import UMT5EncoderModel
+
+from recammaster.cameras import get_preset
+from recammaster.models.configs import transformer_config
+from recammaster.models.text_encoder import UMT5_XXL_CONFIG
+from recammaster.models.transformer import ReCamMasterTransformer3DModel
+from recammaster.models.vae import WAN_VAE_CONFIG
+from recammaster.pipeline import ReCamMasterPipeline
+from recammaster.pipeline.sampler import flow_match_sigmas
+
+DEVICE, DTYPE = torch.device("cuda"), torch.bfloat16
+SIZE = "wan2.1-t2v-1.3b"
+BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient")
+LATENT_FRAMES, HEIGHT, WIDTH = 21, 480, 832
+
+
+def transformer() -> ReCamMasterTransformer3DModel:
+    return random_model(partial(ReCamMasterTransformer3DModel, **transformer_config(SIZE)), DEVICE, DTYPE)
+
+
+def inputs(seed: int = 1) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator(DEVICE).manual_seed(seed)
+    latents = torch.randn(1, 16, 2 * LATENT_FRAMES, HEIGHT // 8, WIDTH // 8, generator=generator, device=DEVICE)
+    context = torch.randn(1, 512, transformer_config(SIZE)["text_dim"], generator=generator, device=DEVICE)
+    camera = torch.randn(1, LATENT_FRAMES, 12, generator=generator, device=DEVICE)
+    return latents.to(DTYPE), torch.tensor([500.0], device=DEVICE), context.to(DTYPE), camera.to(DTYPE)
+
+
+def relative(output: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((output.float() - reference.float()).abs().mean() / reference.float().abs().mean()).item()
+
+
+def forward_part(repeats: int) -> None:
+    model, arguments = transformer(), inputs()
+    with torch.no_grad():
+        model.float()
+        reference = model(*(a.float() if a.is_floating_point() else a for a in arguments)).sample
+        model.to(DTYPE)
+    rows = []
+    for backend in BACKENDS:
+        try:
+            model.set_attention_backend(backend)
+            with torch.no_grad():
+                output = model(*arguments).sample
+            seconds, peak = timed(partial(model, *arguments), repeats)
+        except (RuntimeError, ValueError) as error:  # a backend this build or card lacks
+            print(f"{backend}: {error}".splitlines()[0], flush=True)
+            continue
+        rows.append((backend, seconds, relative(output, reference), peak))
+        print(rows[-1], flush=True)
+    best = min(rows, key=lambda row: row[1])[0]
+    model.set_attention_backend(best)
+    model.compile_repeated_blocks(fullgraph=True)
+    start = time.perf_counter()
+    with torch.no_grad():
+        output = model(*arguments).sample
+    torch.cuda.synchronize()
+    compile_seconds = time.perf_counter() - start
+    seconds, peak = timed(partial(model, *arguments), repeats)
+    rows.append((f"{best}, compiled blocks ({compile_seconds:.0f} s to compile)", seconds,
+                 relative(output, reference), peak))  # fmt: skip
+    report(
+        f"Transformer forward, 65,520 tokens ({torch.cuda.get_device_name()}, torch {torch.__version__}), bf16, "
+        f"min of {repeats}; difference: mean |bf16 - float32| / mean |float32|",
+        ["attention", "s / forward", "difference to float32", "peak GiB"], rows, ["", ".3f", ".2e", ".2f"],
+        "speed_forward",
+    )  # fmt: skip
+
+
+def kernels_part(steps: int) -> None:
+    """The same guided sampling with two exact attention kernels: their drift is bf16 noise, amplified."""
+    model = transformer()
+    pipeline = ReCamMasterPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=model)
+    latents, _, positive, _ = inputs()
+    camera = pipeline.prepare_camera(get_preset("arc-left")())
+    generator = torch.Generator(DEVICE).manual_seed(2)
+    negative = torch.randn(positive.shape, generator=generator, device=DEVICE).to(DTYPE)
+    noise, source = latents[:, :, :LATENT_FRAMES], latents[:, :, LATENT_FRAMES:]
+    sigmas = flow_match_sigmas(steps)
+    results = {}
+    for backend in ("native", "_native_cudnn"):
+        model.set_attention_backend(backend)
+        with torch.no_grad():
+            results[backend] = pipeline.denoise(noise, source, camera, positive, negative, sigmas, 5.0)
+    difference = relative(results["_native_cudnn"], results["native"])
+    report(f"{steps} guided steps (guidance 5), random 1.3B: cuDNN attention against the default",
+           ["pair", "mean |diff| / mean |latent|"], [("_native_cudnn vs native", difference)], ["", ".2e"],
+           "speed_kernels")  # fmt: skip
+
+
+def render_part(exact_steps: int, fast: list[str], backend: str) -> None:
+    pipeline = ReCamMasterPipeline(
+        tokenizer=StandInTokenizer(),
+        text_encoder=random_model(partial(UMT5EncoderModel, UMT5_XXL_CONFIG), DEVICE, DTYPE),
+        transformer=transformer(),
+        vae=random_model(partial(AutoencoderKLWan, **WAN_VAE_CONFIG), DEVICE, DTYPE),
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.transformer.set_attention_backend(backend)
+    video = (np.random.default_rng(0).random((81, HEIGHT, WIDTH, 3)) * 255).astype(np.uint8)
+    trajectory = get_preset("arc-left")()
+
+    def run(steps: int, source_reuse: int = 1) -> tuple[float, float]:
+        """Seconds for the whole call, and the seconds its sampling steps took."""
+        step_times: list[float] = []
+
+        def after_step(_step: int, _latents: torch.Tensor) -> None:
+            torch.cuda.synchronize()
+            step_times.append(time.perf_counter())
+
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        pipeline(video, trajectory, "a prompt", height=HEIGHT, width=WIDTH, num_inference_steps=steps,
+                 guidance_scale=5.0, source_reuse=source_reuse, callback_on_step_end=after_step)  # fmt: skip
+        torch.cuda.synchronize()
+        end = time.perf_counter()
+        return end - start, step_times[-1] - step_times[0] if len(step_times) > 1 else 0.0
+
+    run(2)  # warm-up: kernels, cuDNN plans
+    total, sampling = run(exact_steps)
+    per_step = sampling / (exact_steps - 1)  # between the first step's end and the last's
+    fixed = total - per_step * exact_steps
+    rows = [("exact: 50 steps, guidance 5 (projected)", 50, 1, fixed + 50 * per_step, per_step)]
+    for setting in fast:
+        steps, reuse = (int(part) for part in setting.split(":"))
+        total, _ = run(steps, reuse)
+        rows.append((f"fast: {steps} steps, source_reuse {reuse}", steps, reuse, total, float("nan")))
+    report(
+        f"Whole re-render, 81 x {HEIGHT} x {WIDTH}, random full-size weights, {backend} attention "
+        f"({torch.cuda.get_device_name()}); fixed costs (text, VAE encode and decode) {fixed:.1f} s",
+        ["setting", "steps", "source_reuse", "s / video", "s / exact step"], rows, ["", "d", "d", ".1f", ".2f"],
+        "speed_render",
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="forward,kernels,render")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kernel-steps", type=int, default=8)
+    parser.add_argument("--exact-steps", type=int, default=4)
+    parser.add_argument("--fast", nargs="*", default=["10:2", "8:4"], help="steps:source_reuse settings")
+    parser.add_argument("--backend", default="native", help="the render part's attention backend")
+    arguments = parser.parse_args()
+    parts = arguments.parts.split(",")
+    if "forward" in parts:
+        forward_part(arguments.repeats)
+    if "kernels" in parts:
+        kernels_part(arguments.kernel_steps)
+    if "render" in parts:
+        render_part(arguments.exact_steps, arguments.fast, arguments.backend)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The memory modes of ``load_pipeline``: which models stream by blocks, and that the output does not change."""
+
+import numpy as np
+import pytest
+
+from recammaster.pipeline.loading import load_pipeline
+
+
+def streamed(model) -> bool:
+    return any(hasattr(module, "_diffusers_hook") for module in model.modules())
+
+
+@pytest.mark.parametrize(("offload", "expected"), [("none", (False, False, False)), ("text", (True, False, False)),
+                                                    ("group", (True, True, True)),
+                                                    ("group-tiled", (True, True, True))])  # fmt: skip
+def test_offload_modes_stream_their_models_and_render_the_resident_result(pipeline_dir, source_video, offload,
+                                                                          expected):  # fmt: skip
+    def render(pipeline) -> np.ndarray:
+        return pipeline(source_video[:9], "pan-left", "a scene", height=32, width=32, num_frames=9,
+                        num_inference_steps=2, guidance_scale=3.0).frames  # fmt: skip
+
+    pipeline = load_pipeline(pipeline_dir, "cpu", offload)
+    assert tuple(streamed(m) for m in (pipeline.text_encoder, pipeline.transformer, pipeline.vae)) == expected
+    assert pipeline.vae.use_tiling == (offload == "group-tiled")  # 32x32 frames fit one tile: the same output
+    np.testing.assert_array_equal(render(pipeline), render(load_pipeline(pipeline_dir, "cpu", "none")))
+
+
+def test_an_unknown_mode_names_the_choices(pipeline_dir):
+    with pytest.raises(ValueError, match="offload must be one of none, text, model, group, group-tiled, got 'disk'"):
+        load_pipeline(pipeline_dir, "cpu", "disk")
