@@ -5,13 +5,14 @@ Random weights at full size, bf16, 81 frames at 480x832 (65,520 tokens with the 
 - ``forward``: one transformer forward with each of diffusers' attention backends that run here, then
   with its blocks compiled (``compile_repeated_blocks``); each output against a float32 forward, whose
   distance to the default bf16 forward is the bf16 noise that "exact" allows.
-- ``kernels``: 8 guided sampling steps with the cuDNN backend against the default one: how far two exact
-  attention kernels drift apart over a sampling run (the yardstick for the ring's drift on several GPUs).
+- ``kernels``: 8 guided sampling steps with the cuDNN backend, and with compiled blocks, against the default:
+  how far two exact computations drift apart over a sampling run (the yardstick for the ring's drift on
+  several GPUs).
 - ``render``: whole re-renders through the pipeline (umT5-XXL with a stand-in tokenizer, the Wan VAE,
-  the transformer): upstream's 50 steps with guidance 5 projected from ``--exact-steps`` timed steps, and
-  fast-mode settings run end to end.
+  the transformer): upstream's 50 steps with guidance 5 projected from ``--exact-steps`` timed steps (all 50
+  run when it is 50), and fast-mode settings run end to end; ``--compile``: with compiled blocks.
 
-    python benchmarks/speed.py [--parts forward,kernels,render] [--fast 10:2 8:4]
+    python benchmarks/speed.py [--parts forward,kernels,render] [--fast 10:2 8:4] [--compile]
 
 Prints a markdown table per part; with $OUT set, also writes $OUT/speed_<part>.json.
 """
@@ -97,7 +98,7 @@ def forward_part(repeats: int) -> None:
 
 
 def kernels_part(steps: int) -> None:
-    """The same guided sampling with two exact attention kernels: their drift is bf16 noise, amplified."""
+    """The same guided sampling computed in other exact ways: their drift is bf16 noise, amplified by sampling."""
     model = transformer()
     pipeline = ReCamMasterPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=model)
     latents, _, positive, _ = inputs()
@@ -107,17 +108,18 @@ def kernels_part(steps: int) -> None:
     noise, source = latents[:, :, :LATENT_FRAMES], latents[:, :, LATENT_FRAMES:]
     sigmas = flow_match_sigmas(steps)
     results = {}
-    for backend in ("native", "_native_cudnn"):
-        model.set_attention_backend(backend)
+    for variant in ("native", "_native_cudnn", "native, compiled blocks"):
+        model.set_attention_backend(variant.split(",")[0])
+        if variant.endswith("compiled blocks"):
+            model.compile_repeated_blocks(fullgraph=True)
         with torch.no_grad():
-            results[backend] = pipeline.denoise(noise, source, camera, positive, negative, sigmas, 5.0)
-    difference = relative(results["_native_cudnn"], results["native"])
-    report(f"{steps} guided steps (guidance 5), random 1.3B: cuDNN attention against the default",
-           ["pair", "mean |diff| / mean |latent|"], [("_native_cudnn vs native", difference)], ["", ".2e"],
-           "speed_kernels")  # fmt: skip
+            results[variant] = pipeline.denoise(noise, source, camera, positive, negative, sigmas, 5.0)
+    rows = [(f"{variant} vs native", relative(results[variant], results["native"])) for variant in list(results)[1:]]
+    report(f"{steps} guided steps (guidance 5), random 1.3B: exact variants against the default",
+           ["pair", "mean |diff| / mean |latent|"], rows, ["", ".2e"], "speed_kernels")  # fmt: skip
 
 
-def render_part(exact_steps: int, fast: list[str], backend: str) -> None:
+def render_part(exact_steps: int, fast: list[str], backend: str, compiled: bool) -> None:
     pipeline = ReCamMasterPipeline(
         tokenizer=StandInTokenizer(),
         text_encoder=random_model(partial(UMT5EncoderModel, UMT5_XXL_CONFIG), DEVICE, DTYPE),
@@ -126,6 +128,8 @@ def render_part(exact_steps: int, fast: list[str], backend: str) -> None:
     )
     pipeline.set_progress_bar_config(disable=True)
     pipeline.transformer.set_attention_backend(backend)
+    if compiled:
+        pipeline.transformer.compile_repeated_blocks()
     video = (np.random.default_rng(0).random((81, HEIGHT, WIDTH, 3)) * 255).astype(np.uint8)
     trajectory = get_preset("arc-left")()
 
@@ -145,17 +149,21 @@ def render_part(exact_steps: int, fast: list[str], backend: str) -> None:
         end = time.perf_counter()
         return end - start, step_times[-1] - step_times[0] if len(step_times) > 1 else 0.0
 
-    run(2)  # warm-up: kernels, cuDNN plans
+    run(2)  # warm-up: kernels, cuDNN plans, the compiler
+    if compiled and any(setting.split(":")[1] != "1" for setting in fast):
+        run(2, 2)  # the target-only forward is another shape: compiled on its own
     total, sampling = run(exact_steps)
     per_step = sampling / (exact_steps - 1)  # between the first step's end and the last's
     fixed = total - per_step * exact_steps
-    rows = [("exact: 50 steps, guidance 5 (projected)", 50, 1, fixed + 50 * per_step, per_step)]
+    exact = "run" if exact_steps == 50 else "projected"
+    rows = [(f"exact: 50 steps, guidance 5 ({exact})", 50, 1, fixed + 50 * per_step, per_step)]
     for setting in fast:
         steps, reuse = (int(part) for part in setting.split(":"))
         total, _ = run(steps, reuse)
         rows.append((f"fast: {steps} steps, source_reuse {reuse}", steps, reuse, total, float("nan")))
     report(
-        f"Whole re-render, 81 x {HEIGHT} x {WIDTH}, random full-size weights, {backend} attention "
+        f"Whole re-render, 81 x {HEIGHT} x {WIDTH}, random full-size weights, {backend} attention"
+        f"{', compiled blocks' if compiled else ''} "
         f"({torch.cuda.get_device_name()}); fixed costs (text, VAE encode and decode) {fixed:.1f} s",
         ["setting", "steps", "source_reuse", "s / video", "s / exact step"], rows, ["", "d", "d", ".1f", ".2f"],
         "speed_render",
@@ -170,6 +178,7 @@ def main() -> None:
     parser.add_argument("--exact-steps", type=int, default=4)
     parser.add_argument("--fast", nargs="*", default=["10:2", "8:4"], help="steps:source_reuse settings")
     parser.add_argument("--backend", default="native", help="the render part's attention backend")
+    parser.add_argument("--compile", action="store_true", help="the render part with compiled blocks")
     arguments = parser.parse_args()
     parts = arguments.parts.split(",")
     if "forward" in parts:
@@ -177,7 +186,7 @@ def main() -> None:
     if "kernels" in parts:
         kernels_part(arguments.kernel_steps)
     if "render" in parts:
-        render_part(arguments.exact_steps, arguments.fast, arguments.backend)
+        render_part(arguments.exact_steps, arguments.fast, arguments.backend, arguments.compile)
 
 
 if __name__ == "__main__":

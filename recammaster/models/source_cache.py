@@ -44,13 +44,14 @@ def rotate_pairs(hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tens
 
 
 class SourceKVCache:
-    """Per block and guidance branch, the source tokens' keys and values of the last recording forward."""
+    """Which guidance branches have recorded their source keys and values; each block's processor keeps its own
+    (so a compiled block sees no per-block index to specialise on, and one graph serves all blocks)."""
 
     def __init__(self) -> None:
         self.mode = "off"
         self.branch: str = ""
-        self.keys: dict[tuple[str, int], torch.Tensor] = {}
-        self.values: dict[tuple[str, int], torch.Tensor] = {}
+        self.recorded: set[str] = set()
+        self.processors: list[SourceCachingAttnProcessor] = []
         self._model: nn.Module | None = None
         self._replaced: list = []
 
@@ -61,9 +62,10 @@ class SourceKVCache:
             raise ValueError("source keys and values can be reused only with frame conditioning (ReCamMaster's)")
         cache = cls()
         cache._model = transformer
-        for index, block in enumerate(transformer.blocks):
+        for block in transformer.blocks:
             cache._replaced.append(block.attn1.processor)
-            block.attn1.set_processor(SourceCachingAttnProcessor(cache, index, block.attn1.processor))
+            cache.processors.append(SourceCachingAttnProcessor(cache, block.attn1.processor))
+            block.attn1.set_processor(cache.processors[-1])
         transformer.source_cache = cache
         return cache
 
@@ -73,20 +75,20 @@ class SourceKVCache:
             for block, processor in zip(self._model.blocks, self._replaced, strict=True):
                 block.attn1.set_processor(processor)
             self._model.source_cache = None
-        self._model, self._replaced = None, []
-        self.keys.clear()
-        self.values.clear()
+        self._model, self._replaced, self.processors = None, [], []
+        self.recorded.clear()
 
     @contextmanager
     def recording(self, branch: str = "") -> Iterator[None]:
         """Forwards inside record the source half's keys and values (the second half of the tokens)."""
         with self._mode("record", branch):
             yield
+        self.recorded.add(branch)
 
     @contextmanager
     def reusing(self, branch: str = "") -> Iterator[None]:
         """Forwards inside take target tokens only (``target_only=True``) and the recorded source keys and values."""
-        if not any(key[0] == branch for key in self.keys):
+        if branch not in self.recorded:
             raise RuntimeError(f"nothing recorded for branch {branch!r}: run a recording forward first")
         with self._mode("reuse", branch):
             yield
@@ -103,8 +105,10 @@ class SourceKVCache:
 class SourceCachingAttnProcessor:
     """Self-attention that records or reuses the source tokens' keys and values; off, the original processor."""
 
-    def __init__(self, cache: SourceKVCache, index: int, original) -> None:
-        self.cache, self.index, self.original = cache, index, original
+    def __init__(self, cache: SourceKVCache, original) -> None:
+        self.cache, self.original = cache, original
+        self.keys: dict[str, torch.Tensor] = {}  # per guidance branch, this block's source keys and values
+        self.values: dict[str, torch.Tensor] = {}
         self._attention_backend = getattr(original, "_attention_backend", None)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
@@ -115,13 +119,12 @@ class SourceCachingAttnProcessor:
         query, key = attn.norm_q(query), attn.norm_k(key)
         query, key, value = (tensor.unflatten(2, (attn.heads, -1)) for tensor in (query, key, value))
         query, key = rotate_pairs(query, *rotary_emb), rotate_pairs(key, *rotary_emb)
-        slot = (cache.branch, self.index)
         if cache.mode == "record":
             half = key.shape[1] // 2  # target tokens first, then the source's
-            cache.keys[slot], cache.values[slot] = key[:, half:].detach(), value[:, half:].detach()
+            self.keys[cache.branch], self.values[cache.branch] = key[:, half:].detach(), value[:, half:].detach()
         else:
-            key = torch.cat([key, cache.keys[slot].to(key.dtype)], dim=1)
-            value = torch.cat([value, cache.values[slot].to(value.dtype)], dim=1)
+            key = torch.cat([key, self.keys[cache.branch].to(key.dtype)], dim=1)
+            value = torch.cat([value, self.values[cache.branch].to(value.dtype)], dim=1)
         output = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
                                        backend=self._attention_backend)  # fmt: skip
         output = output.flatten(2, 3).type_as(query)

@@ -39,18 +39,24 @@ def choose_model(model_dir: Path | None) -> tuple[Path | None, dict]:
     return embedded, read_render_defaults(embedded)
 
 
-def load_pipeline(model_dir: Path | None, device: str, offload: str, checkpoint: Path | None = None):
+def load_pipeline(
+    model_dir: Path | None, device: str, offload: str, checkpoint: Path | None = None, *, compile_blocks: bool = False
+):
     """The pipeline in ``model_dir`` (None: the official files in the hub cache), placed on ``device`` in the
     asked memory mode.
 
     ``checkpoint``: transformer weights in the official flat format (a ``step{N}.ckpt`` of ``train fit``)
-    replace the loaded ones, as upstream's ``--ckpt_path`` does.
+    replace the loaded ones, as upstream's ``--ckpt_path`` does. ``compile_blocks``: ``torch.compile`` the
+    transformer's block once for all 30 (fuses its elementwise work: 10% a step on an H100; the first step
+    waits for the compiler).
     """
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
     if checkpoint is not None:
         size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
         pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)
+    if compile_blocks:
+        pipeline.transformer.compile_repeated_blocks()
     return place_pipeline(pipeline, device, offload)
 
 

@@ -41,7 +41,8 @@ def test_recording_changes_nothing_and_target_only_equals_the_full_forwards_targ
         cache.detach()
     torch.testing.assert_close(recorded, full, rtol=0, atol=0)
     torch.testing.assert_close(target_only, full[:, :, :3], rtol=1e-5, atol=1e-5)
-    assert len(cache.keys) == 0, "detach drops what was recorded"
+    assert not cache.recorded, "detach drops what was recorded"
+    assert not cache.processors
 
 
 @torch.no_grad()
@@ -53,8 +54,9 @@ def test_reused_keys_from_another_step_approximate_and_each_branch_keeps_its_own
             model(torch.cat([target, source], dim=2), t, text, camera)
         with cache.recording("negative"):
             model(torch.cat([target, source], dim=2), t, torch.zeros_like(text), camera)
-        assert {key[0] for key in cache.keys} == {"caption", "negative"}
-        assert len(cache.keys) == 2 * len(model.blocks)
+        assert cache.recorded == {"caption", "negative"}
+        assert all(processor.keys.keys() == {"caption", "negative"} for processor in cache.processors)
+        assert len(cache.processors) == len(model.blocks)
         moved = target + 0.05 * torch.randn_like(target)  # the next step's target
         with cache.reusing("caption"):
             reused = model(moved, t, text, camera, target_only=True).sample

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from recammaster.pipeline.loading import load_pipeline
 
@@ -28,3 +29,16 @@ def test_offload_modes_stream_their_models_and_render_the_resident_result(pipeli
 def test_an_unknown_mode_names_the_choices(pipeline_dir):
     with pytest.raises(ValueError, match="offload must be one of none, text, model, group, group-tiled, got 'disk'"):
         load_pipeline(pipeline_dir, "cpu", "disk")
+
+
+@pytest.mark.parametrize("source_reuse", [1, 2])
+def test_compiled_blocks_render_what_the_plain_model_renders(pipeline_dir, source_video, source_reuse):
+    def latents(pipeline) -> torch.Tensor:
+        return pipeline(source_video[:9], "pan-left", "a scene", height=32, width=32, num_frames=9,
+                        num_inference_steps=3, guidance_scale=3.0, source_reuse=source_reuse,
+                        output_type="latent").frames  # fmt: skip
+
+    compiled = load_pipeline(pipeline_dir, "cpu", "none", compile_blocks=True)
+    assert all(block._compiled_call_impl is not None for block in compiled.transformer.blocks)
+    torch.testing.assert_close(latents(compiled), latents(load_pipeline(pipeline_dir, "cpu", "none")),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
