@@ -26,7 +26,7 @@ def model(monkeypatch, tokenizer):
 
     monkeypatch.setattr(ReCamMasterPipeline, "__call__", counted)
     monkeypatch.setattr("recammaster.pipeline.loading.choose_model", official_defaults)
-    monkeypatch.setattr("recammaster.pipeline.loading.load_pipeline", lambda *a: pipeline)
+    monkeypatch.setattr("recammaster.pipeline.loading.load_pipeline", lambda *a, **k: pipeline)
     return calls
 
 
@@ -36,7 +36,7 @@ def official_defaults(model_dir):
 
 @pytest.fixture
 def no_model(monkeypatch):
-    def refuse(*args):
+    def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the inputs were checked")
 
     monkeypatch.setattr("recammaster.pipeline.loading.choose_model", official_defaults)
