@@ -120,7 +120,7 @@ SolverOpt = Annotated[
 ]
 CompileOpt = Annotated[
     bool,
-    typer.Option("--compile", help="torch.compile the transformer's blocks: exact mode ~12% faster after a wait."),
+    typer.Option("--compile", help="torch.compile the transformer's blocks: ~10% faster steps after the first video."),
 ]
 SideBySideOpt = Annotated[
     bool, typer.Option("--side-by-side", help="Also write source | result with a trajectory inset.")
