@@ -12,6 +12,11 @@
 # ground-truth preset evaluation of the export on EVAL_SCENES held-out scenes. The first six arguments are each
 # stage's training minutes in this invocation; a stage given 0 minutes is skipped, and so are export and
 # evaluation when EVAL_SCENES is 0.
+#
+# LAYOUT=4x runs the recipe of the VAE with 4x latents instead (docs/embedded.md, "The 4x VAE"): its three VAE
+# stages (configs/embedded-4x-vae*.yaml: whole clips, 17-frame windows, whole clips), the base from its last
+# stage, and two transformer stages (configs/embedded-4x.yaml, warm-started from the shipped model's blocks, and
+# configs/embedded-4x-refine.yaml); REFINE_2 is then skipped.
 set -euo pipefail
 VAE_MINUTES=${1:-8}
 VAE_LONG_MINUTES=${2:-4}
@@ -22,12 +27,24 @@ REFINE_2_MINUTES=${6:-7}
 EVAL_SCENES=${7:-8}
 POOL=${8:+--pool-scenes $8}
 RECAMMASTER=${RECAMMASTER:-recammaster}
-VAE_CONFIG=${VAE_CONFIG:-configs/embedded-vae.yaml}   # other recipes (a CPU smoke test) through the environment
-VAE_LONG_CONFIG=${VAE_LONG_CONFIG:-configs/embedded-vae-long.yaml}
-VAE_DECODER_CONFIG=${VAE_DECODER_CONFIG:-configs/embedded-vae-decoder.yaml}
-FIT_CONFIG=${FIT_CONFIG:-configs/embedded.yaml}
-REFINE_CONFIG=${REFINE_CONFIG:-configs/embedded-refine.yaml}
-REFINE_2_CONFIG=${REFINE_2_CONFIG:-configs/embedded-refine-2.yaml}
+if [ "${LAYOUT:-8x}" = 4x ]; then
+    PREFIX=embedded-4x
+    STAGES=(vae vae-windows vae-whole "" refine)  # config names after the prefix; vae-whole's VAE makes the base
+    BASE_VAE=runs/embedded-4x-vae-whole/vae
+    REFINE_2_MINUTES=0
+else
+    PREFIX=embedded
+    STAGES=(vae vae-long vae-decoder "" refine refine-2)
+    BASE_VAE=runs/embedded-vae-decoder/vae  # stage 3 kept stage 2's encoder: its VAE serves both
+fi
+config() { echo "configs/$PREFIX${1:+-$1}.yaml"; }
+VAE_CONFIG=${VAE_CONFIG:-$(config "${STAGES[0]}")}  # other recipes (a CPU smoke test) through the environment
+VAE_LONG_CONFIG=${VAE_LONG_CONFIG:-$(config "${STAGES[1]}")}
+VAE_DECODER_CONFIG=${VAE_DECODER_CONFIG:-$(config "${STAGES[2]}")}
+FIT_CONFIG=${FIT_CONFIG:-$(config "${STAGES[3]}")}
+REFINE_CONFIG=${REFINE_CONFIG:-$(config "${STAGES[4]}")}
+REFINE_2_CONFIG=${REFINE_2_CONFIG:-$(config "${STAGES[5]:-}")}
+BASE=runs/$PREFIX-base
 SIZE=${SIZE:-128}
 TEXT_FROM=${TEXT_FROM-recammaster/assets/embedded}  # the shipped model's text path; TEXT_FROM= builds a new one
 
@@ -40,9 +57,8 @@ fi
 if [ "$VAE_DECODER_MINUTES" != 0 ]; then
     $RECAMMASTER train vae --config "$VAE_DECODER_CONFIG" --max-minutes "$VAE_DECODER_MINUTES" --no-progress
 fi
-if [ ! -f runs/embedded-base/model_index.json ]; then  # stage 3 kept stage 2's encoder: its VAE serves both
-    $RECAMMASTER train embedded-base --vae runs/embedded-vae-decoder/vae ${TEXT_FROM:+--text-from "$TEXT_FROM"} \
-        -o runs/embedded-base
+if [ ! -f $BASE/model_index.json ]; then
+    $RECAMMASTER train embedded-base --vae $BASE_VAE ${TEXT_FROM:+--text-from "$TEXT_FROM"} -o $BASE
 fi
 if [ "$FIT_MINUTES" != 0 ]; then
     $RECAMMASTER train fit --config "$FIT_CONFIG" --max-minutes "$FIT_MINUTES" --no-progress $POOL
@@ -54,13 +70,13 @@ if [ "$REFINE_2_MINUTES" != 0 ]; then
     $RECAMMASTER train fit --config "$REFINE_2_CONFIG" --max-minutes "$REFINE_2_MINUTES" --no-progress $POOL
 fi
 if [ "$EVAL_SCENES" != 0 ]; then
-    run=runs/embedded  # the last transformer stage that ran
-    for later in runs/embedded-refine runs/embedded-refine-2; do
+    run=runs/$PREFIX  # the last transformer stage that ran
+    for later in runs/$PREFIX-refine runs/$PREFIX-refine-2; do
         if [ -d $later/checkpoints ]; then run=$later; fi
     done
     last=$(ls $run/checkpoints/step*.ckpt | sed 's/.*step\([0-9]*\)\.ckpt/\1/' | sort -n | tail -1)
-    $RECAMMASTER train export --base runs/embedded-base --checkpoint "$run/checkpoints/step$last.ckpt" \
-        -o runs/embedded-export --height "$SIZE" --width "$SIZE" --steps 16 --guidance 1 --overwrite
-    $RECAMMASTER eval synthetic --model-dir runs/embedded-export --scenes "$EVAL_SCENES" -o runs/embedded-eval \
+    $RECAMMASTER train export --base $BASE --checkpoint "$run/checkpoints/step$last.ckpt" \
+        -o runs/$PREFIX-export --height "$SIZE" --width "$SIZE" --steps 16 --guidance 1 --overwrite
+    $RECAMMASTER eval synthetic --model-dir runs/$PREFIX-export --scenes "$EVAL_SCENES" -o runs/$PREFIX-eval \
         --overwrite --no-progress
 fi

@@ -132,6 +132,9 @@ def fit_command(
         str | None, _option("--conditioning", "How the source enters a --from-scratch model: frame, channel, view.")
     ] = None,
     init_checkpoint: Annotated[Path | None, _option("--init-checkpoint", "Official weights to start from.")] = None,
+    warm_start: Annotated[
+        Path | None, _option("--warm-start", "Weights whose matching tensors start a --from-scratch model.")
+    ] = None,
     trainable: Annotated[str | None, _option("--trainable", "camera-attention (default), full or lora.")] = None,
     lora_rank: Annotated[int | None, _option("--lora-rank", "Rank of the LoRA adapters (default 64).")] = None,
     data: Annotated[str | None, _option("--data", "cached (default) or synthetic.")] = None,
@@ -183,8 +186,8 @@ def fit_command(
         devices = int(devices) if devices.isdigit() else devices
     overrides = {
         "output_dir": output, "model_dir": model_dir, "from_scratch": from_scratch, "model_config": model_config,
-        "conditioning": conditioning,
-        "init_checkpoint": init_checkpoint, "trainable": trainable, "lora_rank": lora_rank, "data": data,
+        "conditioning": conditioning, "init_checkpoint": init_checkpoint, "warm_start": warm_start,
+        "trainable": trainable, "lora_rank": lora_rank, "data": data,
         "dataset": dataset, "cache_dir": cache_dir, "height": height, "width": width, "num_frames": frames,
         "pool_scenes": pool_scenes, "batch_size": batch_size, "learning_rate": learning_rate, "max_steps": max_steps,
         "max_minutes": max_minutes,

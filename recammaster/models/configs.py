@@ -3,7 +3,8 @@
 ``wan2.1-t2v-1.3b`` is the base of the released ReCamMaster checkpoint; ``wan2.1-t2v-14b`` applies the
 same recipe to the larger Wan (spec §1.1; no ReCamMaster weights exist for it). ``embedded`` is the small
 model trained here from scratch (7.4 M parameters, 0.6 s per forward at 128x128 x 81 frames on two CPU
-cores; its text comes from a 128-wide umT5). ``tiny`` builds in milliseconds on a CPU, for tests.
+cores; its text comes from a 128-wide umT5); ``embedded-4x`` is that model with (1, 4, 4) patches, for a VAE whose
+latents are 4x smaller than the frames instead of 8x. ``tiny`` builds in milliseconds on a CPU, for tests.
 """
 
 from __future__ import annotations
@@ -24,17 +25,21 @@ _WAN_SHARED: dict[str, Any] = {
     "eps": 1e-6,
 }
 
+_EMBEDDED: dict[str, Any] = {
+    **_WAN_SHARED,
+    "num_attention_heads": 4,
+    "attention_head_dim": 64,
+    "text_dim": 128,
+    "ffn_dim": 1024,
+    "num_layers": 6,
+}
+
 TRANSFORMER_CONFIGS: dict[str, dict[str, Any]] = {
     "wan2.1-t2v-1.3b": {**_WAN_SHARED, "num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30},
     "wan2.1-t2v-14b": {**_WAN_SHARED, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40},
-    "embedded": {
-        **_WAN_SHARED,
-        "num_attention_heads": 4,
-        "attention_head_dim": 64,
-        "text_dim": 128,
-        "ffn_dim": 1024,
-        "num_layers": 6,
-    },
+    "embedded": _EMBEDDED,
+    # with a VAE of 4x latents (32x32 at 128x128), 4x4 patches keep the 8x layout's tokens (8x8 a frame)
+    "embedded-4x": {**_EMBEDDED, "patch_size": (1, 4, 4)},
     "tiny": {
         **_WAN_SHARED,
         "num_attention_heads": 2,

@@ -200,6 +200,24 @@ def load_transformer(
     return model.eval()
 
 
+def warm_start(model: ReCamMasterTransformer3DModel, weights: str | Path) -> list[str]:
+    """Copy into ``model`` every tensor of ``weights`` (any :func:`load_transformer` source) whose name and shape
+    match; return the names of the model's tensors left as they were, sorted.
+
+    For a model that differs from the weights' in a few layers only, a patch size say (the patch embedding and
+    output layer change shape, every block stays): training starts from what the blocks learned. Raises
+    naming the file when no tensor matches.
+    """
+    state, _ = _read_transformer_state(weights)
+    own = model.state_dict()
+    matched = {key: value.to(own[key].dtype) for key, value in state.items()
+               if key in own and own[key].shape == value.shape}  # fmt: skip
+    if not matched:
+        raise WeightsError(f"{weights}: no tensor matches the model's names and shapes; nothing to start from")
+    model.load_state_dict(matched, strict=False)
+    return sorted(set(own) - set(matched))
+
+
 def _fresh_camera_layers(model: ReCamMasterTransformer3DModel, keys: list[str]) -> dict[str, torch.Tensor]:
     dim = model.config.num_attention_heads * model.config.attention_head_dim
     fresh = {"cam_encoder.weight": torch.zeros(dim, 12), "cam_encoder.bias": torch.zeros(dim),

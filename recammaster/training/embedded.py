@@ -22,14 +22,17 @@ from transformers import UMT5EncoderModel
 
 from recammaster.data.synth.engine import make_scene
 from recammaster.data.synth.scene import describe_scene
-from recammaster.errors import OutputExistsError
+from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.models.configs import transformer_config
 from recammaster.models.text_encoder import load_tokenizer, train_tokenizer, umt5_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
+from recammaster.models.vae import spatial_factor
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import RENDER_DEFAULTS_FILE, ReCamMasterPipeline
 
 EMBEDDED_TEXT_ENCODER = {"d_model": 128, "d_kv": 32, "num_heads": 4, "d_ff": 256, "num_layers": 2}
+# the transformer size for a VAE's spatial factor: its patches span 16 pixels, so 128x128 frames make 8x8 tokens
+EMBEDDED_SIZES = {8: "embedded", 4: "embedded-4x"}
 
 
 def caption_corpus(seed: int, count: int) -> list[str]:
@@ -42,7 +45,8 @@ def build_base_pipeline(
     text_from: str | Path | None = None, overwrite: bool = False,
 ) -> Path:  # fmt: skip
     """A pipeline folder with the trained VAE, the learned tokenizer, the frozen random text encoder and a
-    fresh ``embedded`` transformer: the starting point of the embedded default's training.
+    fresh transformer of the size for the VAE's latents (``EMBEDDED_SIZES``): the starting point of the
+    embedded default's training.
 
     ``text_from``: a saved pipeline whose tokenizer and text encoder are reused instead. The learned
     tokenizer and the random encoder depend on the sentencepiece and transformers versions, so training on
@@ -59,8 +63,12 @@ def build_base_pipeline(
         tokenizer = train_tokenizer(caption_corpus(seed + 7, corpus_scenes), output / "tokenizer", vocab_size)
         torch.manual_seed(seed)
         text_encoder = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **EMBEDDED_TEXT_ENCODER)).eval()
-    transformer = ReCamMasterTransformer3DModel(**transformer_config("embedded"))
     vae = AutoencoderKLWan.from_pretrained(vae_folder)
+    factor = spatial_factor(vae.config)
+    if factor not in EMBEDDED_SIZES:
+        raise ReCamMasterError(f"{vae_folder}: a VAE of {factor}x latents; the embedded sizes are for "
+                               f"{' or '.join(f'{known}x' for known in EMBEDDED_SIZES)}")  # fmt: skip
+    transformer = ReCamMasterTransformer3DModel(**transformer_config(EMBEDDED_SIZES[factor]))
     ReCamMasterPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer
     ).save_pretrained(output)

@@ -28,6 +28,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from recammaster.data.synth import SyntheticPairs
@@ -35,7 +36,7 @@ from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.fileio import write_text_atomic
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import CONDITIONINGS, ReCamMasterTransformer3DModel
-from recammaster.models.weights import load_transformer
+from recammaster.models.weights import load_transformer, warm_start
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
 from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TimeLimit, TrainerState
 from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
@@ -65,6 +66,7 @@ class FitConfig:
     model_config: str | dict[str, Any] | None = None
     conditioning: str = "frame"  # from_scratch: how the source enters (frame, channel, view; the paper's Table 3)
     init_checkpoint: str | None = None  # official-format weights to start from (upstream's --resume_ckpt_path)
+    warm_start: str | None = None  # weights whose tensors of matching name and shape start a from_scratch model
     trainable: str = "camera-attention"
     lora_rank: int = 64
     # data
@@ -143,6 +145,10 @@ class FitConfig:
             problems.append(f"strategy {self.strategy} needs deepspeed: pip install deepspeed")
         if self.from_scratch and self.model_config is None:
             problems.append("from_scratch needs model_config (a size name or constructor arguments)")
+        if self.warm_start and not self.from_scratch:
+            problems.append("warm_start starts a from_scratch model; without from_scratch use init_checkpoint")
+        if self.warm_start and self.init_checkpoint:
+            problems.append("warm_start and init_checkpoint both set the starting weights; keep one")
         if self.conditioning not in CONDITIONINGS:
             problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {self.conditioning!r}")
         elif self.conditioning != "frame" and not self.from_scratch:
@@ -208,6 +214,9 @@ def _load_models(config: FitConfig, dtype: torch.dtype) -> tuple[ReCamMasterTran
         arguments = config.model_config
         arguments = transformer_config(arguments) if isinstance(arguments, str) else dict(arguments)
         transformer = ReCamMasterTransformer3DModel(**{"conditioning": config.conditioning, **arguments})
+        if config.warm_start:
+            fresh = warm_start(transformer, config.warm_start)
+            rank_zero_info(f"warm start from {config.warm_start}; fresh: {', '.join(fresh) or 'nothing'}")
     else:
         if pipeline is None:
             raise ReCamMasterError("training config: model_dir (the weights to fine-tune) or from_scratch is needed")

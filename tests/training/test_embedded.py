@@ -4,6 +4,7 @@ import torch
 from diffusers import AutoencoderKLWan
 from safetensors import safe_open
 
+from recammaster.models.configs import transformer_config
 from recammaster.models.vae import WAN_VAE_CONFIG
 from recammaster.models.weights import save_official_checkpoint
 from recammaster.pipeline import ReCamMasterPipeline
@@ -65,3 +66,21 @@ def test_a_base_can_reuse_another_pipelines_text_path_exactly(tmp_path, run):
     assert code == 1
     assert err.endswith(f"error: {tmp_path / 'vae'}: no text_encoder/config.json; --text-from takes a saved pipeline "
                         "folder\n")  # fmt: skip
+
+
+def test_a_base_for_a_4x_vae_gets_the_transformer_with_4x4_patches(tmp_path, run):
+    """Patches span 16 pixels either way: a 4x VAE's latents make the same tokens as Wan2.1's 8x layout."""
+    small = {**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1}
+    four_x = {"dim_mult": [1, 2, 4], "temperal_downsample": [True, True], "scale_factor_spatial": 4}
+    AutoencoderKLWan(**{**small, **four_x}).save_pretrained(tmp_path / "4x")
+    base = build_base_pipeline(tmp_path / "4x", tmp_path / "base", vocab_size=200, corpus_scenes=40)
+    transformer = ReCamMasterPipeline.load(base, torch_dtype=torch.float32).transformer
+    expected = transformer_config("embedded-4x")
+    assert expected == {**transformer_config("embedded"), "patch_size": (1, 4, 4)}
+    assert {key: transformer.config[key] for key in expected} == {**expected, "patch_size": [1, 4, 4]}
+
+    two_x = {"dim_mult": [1, 2], "temperal_downsample": [True], "scale_factor_spatial": 2}
+    AutoencoderKLWan(**{**small, **two_x}).save_pretrained(tmp_path / "2x")
+    code, _, err = run("train", "embedded-base", "--vae", tmp_path / "2x", "-o", tmp_path / "other")
+    assert code == 1
+    assert err.endswith(f"error: {tmp_path / '2x'}: a VAE of 2x latents; the embedded sizes are for 8x or 4x\n")

@@ -11,11 +11,11 @@ import torch
 
 from recammaster.data.multicam import DatasetError
 from recammaster.data.synth import SyntheticPairs
-from recammaster.errors import OutputExistsError, ReCamMasterError
+from recammaster.errors import OutputExistsError, ReCamMasterError, WeightsError
 from recammaster.models.checkpoints import read_state_dict
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
-from recammaster.models.weights import load_transformer, official_to_diffusers
+from recammaster.models.weights import load_transformer, official_to_diffusers, warm_start
 from recammaster.pipeline import ReCamMasterPipeline
 from recammaster.training.fit import POOL_FILE, STATE_FILE, FitConfig, _load_models, fit
 from recammaster.training.module import ReCamMasterTraining, sample_generators
@@ -105,6 +105,26 @@ def test_init_checkpoint_of_a_float32_run_starts_from_its_exact_weights(tmp_path
         assert torch.equal(parameter, loaded[name]), name
 
 
+def test_warm_start_copies_the_matching_tensors_into_a_model_of_another_patch_size(tmp_path, pipeline_dir):
+    run = fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=1, checkpoint_every=1), progress=False)
+    saved = official_to_diffusers(torch.load(run / "checkpoints" / "step1.ckpt", weights_only=True))
+    four_x = {**transformer_config("tiny"), "patch_size": (1, 4, 4)}
+    config = scratch_config(tmp_path / "next", pipeline_dir, model_config=four_x, warm_start=str(run / "checkpoints"
+                            / "step1.ckpt"))  # fmt: skip
+    transformer, _ = _load_models(config, torch.float32)
+    fresh = ReCamMasterTransformer3DModel(**four_x).state_dict()  # the shapes of a 4x4-patch model
+    reshaped = {"patch_embedding.weight", "proj_out.weight", "proj_out.bias"}
+    assert {name for name, value in fresh.items() if saved.get(name, value).shape != value.shape} == reshaped
+    for name, parameter in transformer.state_dict().items():
+        if name in reshaped:
+            assert parameter.shape == fresh[name].shape, name
+        else:
+            assert torch.equal(parameter, saved[name]), name
+    unrelated = ReCamMasterTransformer3DModel(**{**four_x, "num_attention_heads": 3, "ffn_dim": 40, "out_channels": 8})
+    with pytest.raises(WeightsError, match=r"step1\.ckpt: no tensor matches the model's names and shapes"):
+        warm_start(unrelated, run / "checkpoints" / "step1.ckpt")
+
+
 def test_compiled_blocks_train_as_the_plain_ones_and_keep_their_weight_names(tmp_path, pipeline_dir):
     from torch._dynamo.utils import counters
 
@@ -139,6 +159,8 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warmup_steps=600, decay_steps=500))
     with pytest.raises(ReCamMasterError, match="pool_refilm must be a whole number of cameras"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_refilm=-1))
+    with pytest.raises(ReCamMasterError, match=r"warm_start starts a from_scratch model.*keep one"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warm_start="w", init_checkpoint="c"))
     (tmp_path / "bad.yaml").write_text("learning_rate: 1\nlearning_speed: 2\n")
     with pytest.raises(ReCamMasterError, match=r"bad\.yaml: unknown options learning_speed"):
         FitConfig.from_yaml(tmp_path / "bad.yaml")
