@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
@@ -57,6 +58,10 @@ def timed(forward: Callable[[], object], repeats: int = 3) -> tuple[float, float
 
 
 def empty_cache(device: torch.device) -> None:
+    """Free what dropped models held. A model that ran keeps a reference cycle (diffusers' hook registry, made
+    when a pipeline resets its caches, and offloading hooks), so only a collection frees its weights; before
+    one, they count in the next measurement's peak (benchmarks/RESULTS.md, 2026-11-26, memory modes)."""
+    gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
 

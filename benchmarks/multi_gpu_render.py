@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from diffusers import AutoencoderKLWan
 
-from benchmarks.common import random_model, report
+from benchmarks.common import empty_cache, random_model, report
 from recammaster.cameras import get_preset
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
@@ -87,7 +87,7 @@ def main() -> None:
         results = [("1 GPU", single_time, 0.0)]
         for layout in layouts(world):
             del pipeline
-            torch.cuda.empty_cache()
+            empty_cache(torch.device("cuda"))
             pipeline = build()
             try:  # a layout diffusers refuses (every rank alike) is reported, and the others still run
                 enable_multi_gpu(pipeline, layout)
