@@ -18,7 +18,7 @@ BASE_EXAMPLES = """Examples:
   recammaster train embedded-base --vae runs/embedded-vae-long/vae --text-from recammaster/assets/embedded \\
       -o runs/embedded-base          # the shipped model's text path, to train on from its weights
 
-  recammaster train embedded-base --vae runs/embedded-4x-vae-whole/vae --text-from recammaster/assets/embedded \
+  recammaster train embedded-base --vae runs/embedded-4x-vae-whole/vae --text-from recammaster/assets/embedded \\
       -o runs/embedded-4x-base       # a VAE of 4x latents: the transformer gets 4x4 patches
 """
 EXPORT_EXAMPLES = """Example:
