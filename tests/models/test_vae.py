@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate import cpu_offload_with_hook
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import load_file, save_file
 
 from recammaster.errors import ReCamMasterError, WeightsError
+from recammaster.models.memory import place
 from recammaster.models.vae import (
     WAN_VAE_CONFIG,
     decode_latents,
@@ -28,6 +30,12 @@ from recammaster.models.vae import (
     official_key,
     spatial_factor,
     to_official_state_dict,
+)
+from recammaster.models.whole_clip_vae import (
+    WHOLE_CLIP_BYTES,
+    decode_whole_clip,
+    encode_whole_clip,
+    runs_whole_clip,
 )
 
 from . import reference_wan_vae as ref
@@ -338,3 +346,47 @@ def test_four_x_spatial_vae_takes_sides_of_multiples_of_4() -> None:
         encode_video(vae, torch.zeros(1, 3, 5, 18, 12))
     with pytest.raises(ValueError, match=r"height and width must be multiples of 8, got 20x12$"):
         encode_video(AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4}), torch.zeros(1, 3, 5, 20, 12))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Whole clips at once
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", [{}, FOUR_X], ids=["8x", "4x"])
+def test_whole_clips_give_the_chunked_vaes_results(overrides: dict) -> None:
+    """Encoding and decoding a 17-frame clip at once equals diffusers' chunk-by-chunk causal cache (float64, so that
+    only rounding could differ), gradients included."""
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1, **overrides}).double().eval()
+    video = torch.rand(2, 3, 17, 16, 16, dtype=torch.float64) * 2 - 1
+    chunked, whole = vae.encode(video).latent_dist, encode_whole_clip(vae, video)
+    torch.testing.assert_close(whole.mean, chunked.mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(whole.logvar, chunked.logvar, rtol=0, atol=1e-12)
+    latents = torch.randn_like(chunked.mean, requires_grad=True)
+    chunked_video = vae.decode(latents).sample
+    (chunked_gradient,) = torch.autograd.grad(chunked_video.square().sum(), latents)
+    whole_video = decode_whole_clip(vae, latents)
+    (whole_gradient,) = torch.autograd.grad(whole_video.square().sum(), latents)
+    torch.testing.assert_close(whole_video, chunked_video, rtol=0, atol=1e-12)
+    torch.testing.assert_close(whole_gradient, chunked_gradient, rtol=1e-10, atol=1e-12)
+
+
+def test_small_videos_run_whole_unless_tiled_or_model_offloaded() -> None:
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1}).eval()
+    fits = WHOLE_CLIP_BYTES // (4 * 4)  # frames x pixels of one float32 activation of 4 channels at the limit
+    assert runs_whole_clip(vae, (1, 3, 1, 1, fits))
+    assert not runs_whole_clip(vae, (1, 3, 1, 1, fits + 1))
+    assert not runs_whole_clip(vae, (2, 3, 1, 1, fits // 2 + 1))
+    vae.enable_tiling()
+    assert not runs_whole_clip(vae, (1, 3, 5, 8, 8))  # the tiles come from diffusers' decode
+    vae.disable_tiling()
+
+    video = torch.rand(1, 3, 9, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    resident = encode_video(vae, video)
+    place(vae, "cpu", "group-offload")  # its hooks sit on the layers, which the whole clip runs too
+    assert runs_whole_clip(vae, video.shape)
+    torch.testing.assert_close(encode_video(vae, video), resident, rtol=0, atol=0)
+    offloaded, _ = cpu_offload_with_hook(AutoencoderKLWan(**vae.config), execution_device="cpu")
+    assert not runs_whole_clip(offloaded, video.shape)  # its hook runs with encode and decode only
