@@ -11,9 +11,7 @@ build that class and only add what upstream does around it:
 - the deterministic encode (posterior mean, as upstream) and the per-channel latent normalisation (§8.3);
 - input shape checks, raised before any work is done.
 
-Spatial tiling (§8.4) is not applied here; at 480p the whole frame fits on one GPU. Small videos (the embedded
-model's) run through the VAE as whole clips instead of chunks (:mod:`recammaster.models.whole_clip_vae`): the
-same result to float rounding, 2.4x faster on a CPU.
+Spatial tiling (§8.4) is not applied here; at 480p the whole frame fits on one GPU.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from recammaster.errors import WeightsError
 from recammaster.models.checkpoints import check_keys, read_state_dict
-from recammaster.models.whole_clip_vae import decode_whole_clip, encode_whole_clip, runs_whole_clip
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Config
@@ -264,8 +261,8 @@ def encode_video(vae: AutoencoderKLWan, video: torch.Tensor) -> torch.Tensor:
     """
     check_video_shape(video.shape, spatial_factor(vae.config))
     video = video.to(dtype=vae.dtype)
-    posterior = encode_whole_clip(vae, video) if runs_whole_clip(vae, video.shape) else vae.encode(video).latent_dist
-    return normalize_latents(posterior.mean, vae)  # (B, 3, F, H, W) -> (B, C, 1+(F-1)/4, H/s, W/s)
+    mu = vae.encode(video).latent_dist.mean  # (B, 3, F, H, W) -> (B, C, 1+(F-1)/4, H/s, W/s)
+    return normalize_latents(mu, vae)
 
 
 @torch.no_grad()
@@ -274,8 +271,4 @@ def decode_latents(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
     VAE's :func:`spatial_factor`)."""
     z = z.to(dtype=vae.dtype)
     mu = denormalize_latents(z, vae)
-    batch, _, frames, height, width = z.shape
-    factor = spatial_factor(vae.config)
-    if runs_whole_clip(vae, (batch, 3, 1 + TEMPORAL_FACTOR * (frames - 1), factor * height, factor * width)):
-        return decode_whole_clip(vae, mu)
     return vae.decode(mu).sample  # diffusers clamps to [-1, 1], as upstream

@@ -12,10 +12,12 @@ follows a fixed rule that holds on the whole clip too:
 - ``upsample3d`` keeps frame 0 as one frame and doubles every later one with its causal convolution, which never
   sees frame 0 (the first chunk after it starts from zeros): ``cat(x[0], double(time_conv(x[1:])))``.
 
-On two CPU cores this is 2.4x faster for the embedded VAE's inference at 81 x 128 x 128 and 4x for a training
-step (benchmarks/RESULTS.md); the results equal the chunked ones to float rounding (tests/models/test_vae.py). Its
-memory grows with the clip, so :func:`runs_whole_clip` keeps diffusers' chunks for large videos (the official
-model's 480p: one activation alone would take 6 GB), for a tiled VAE and under model offloading.
+The results equal the chunked ones to float rounding (tests/models/test_vae.py), and a training step of the
+embedded VAE on 81 frames is 3-4x faster on two CPU cores (benchmarks/vae_whole_clip.py, benchmarks/RESULTS.md).
+VAE training uses it. Rendering keeps diffusers' chunks: their memory does not grow with the clip (at the official
+480p one whole-clip activation alone takes 6 GB), and their results are the same bits whatever the number of CPU
+threads, which keeps a video rendered by one process equal to one rendered by several; the whole clip's larger
+convolutions round differently with 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -24,18 +26,6 @@ import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanResample
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-
-WHOLE_CLIP_BYTES = 2**30  # the largest first-level activation (base_dim channels, every pixel) run at once
-
-
-def runs_whole_clip(vae: AutoencoderKLWan, video_shape: tuple[int, ...]) -> bool:
-    """Whether a video of ``video_shape`` (B, 3, T, H, W) is encoded and decoded at once rather than by chunks: the
-    VAE is not tiled, no model offloading hook waits for ``encode``/``decode`` to bring it in (group offloading's
-    hooks sit on the layers, which run either way), and one activation of its first level fits
-    :data:`WHOLE_CLIP_BYTES`."""
-    batch, _, frames, height, width = video_shape
-    size = batch * vae.config.base_dim * frames * height * width * vae.dtype.itemsize
-    return not (vae.use_tiling or hasattr(vae, "_hf_hook")) and size <= WHOLE_CLIP_BYTES
 
 
 def resample_whole_clip(resample: WanResample, x: torch.Tensor) -> torch.Tensor:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import cpu_offload_with_hook
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import load_file, save_file
 
 from recammaster.errors import ReCamMasterError, WeightsError
-from recammaster.models.memory import place
 from recammaster.models.vae import (
     WAN_VAE_CONFIG,
     decode_latents,
@@ -31,12 +29,7 @@ from recammaster.models.vae import (
     spatial_factor,
     to_official_state_dict,
 )
-from recammaster.models.whole_clip_vae import (
-    WHOLE_CLIP_BYTES,
-    decode_whole_clip,
-    encode_whole_clip,
-    runs_whole_clip,
-)
+from recammaster.models.whole_clip_vae import decode_whole_clip, encode_whole_clip
 
 from . import reference_wan_vae as ref
 
@@ -370,23 +363,3 @@ def test_whole_clips_give_the_chunked_vaes_results(overrides: dict) -> None:
     (whole_gradient,) = torch.autograd.grad(whole_video.square().sum(), latents)
     torch.testing.assert_close(whole_video, chunked_video, rtol=0, atol=1e-12)
     torch.testing.assert_close(whole_gradient, chunked_gradient, rtol=1e-10, atol=1e-12)
-
-
-def test_small_videos_run_whole_unless_tiled_or_model_offloaded() -> None:
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(**{**WAN_VAE_CONFIG, "base_dim": 4, "num_res_blocks": 1}).eval()
-    fits = WHOLE_CLIP_BYTES // (4 * 4)  # frames x pixels of one float32 activation of 4 channels at the limit
-    assert runs_whole_clip(vae, (1, 3, 1, 1, fits))
-    assert not runs_whole_clip(vae, (1, 3, 1, 1, fits + 1))
-    assert not runs_whole_clip(vae, (2, 3, 1, 1, fits // 2 + 1))
-    vae.enable_tiling()
-    assert not runs_whole_clip(vae, (1, 3, 5, 8, 8))  # the tiles come from diffusers' decode
-    vae.disable_tiling()
-
-    video = torch.rand(1, 3, 9, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    resident = encode_video(vae, video)
-    place(vae, "cpu", "group-offload")  # its hooks sit on the layers, which the whole clip runs too
-    assert runs_whole_clip(vae, video.shape)
-    torch.testing.assert_close(encode_video(vae, video), resident, rtol=0, atol=0)
-    offloaded, _ = cpu_offload_with_hook(AutoencoderKLWan(**vae.config), execution_device="cpu")
-    assert not runs_whole_clip(offloaded, video.shape)  # its hook runs with encode and decode only
