@@ -16,7 +16,8 @@
 # LAYOUT=4x runs the recipe of the VAE with 4x latents instead (docs/embedded.md, "The 4x VAE"): its three VAE
 # stages (configs/embedded-4x-vae*.yaml: whole clips, 17-frame windows, whole clips), the base from its last
 # stage, and two transformer stages (configs/embedded-4x.yaml, warm-started from the shipped model's blocks, and
-# configs/embedded-4x-refine.yaml); REFINE_2 is then skipped.
+# configs/embedded-4x-refine.yaml); REFINE_2 is then skipped. BASE_VAE names another VAE for its base (a VAE
+# trained elsewhere, say).
 set -euo pipefail
 VAE_MINUTES=${1:-8}
 VAE_LONG_MINUTES=${2:-4}
@@ -30,7 +31,7 @@ RECAMMASTER=${RECAMMASTER:-recammaster}
 if [ "${LAYOUT:-8x}" = 4x ]; then
     PREFIX=embedded-4x
     STAGES=(vae vae-windows vae-whole "" refine)  # config names after the prefix; vae-whole's VAE makes the base
-    BASE_VAE=runs/embedded-4x-vae-whole/vae
+    BASE_VAE=${BASE_VAE:-runs/embedded-4x-vae-whole/vae}
     REFINE_2_MINUTES=0
 else
     PREFIX=embedded
