@@ -73,14 +73,16 @@ def test_loss_is_the_weighted_velocity_error_on_the_target_half():
     model, schedule = Recorder(), TrainingSchedule()
     out = flow_matching_loss(model, target, source, text, camera, schedule, generators(7, 8))
 
-    # each sample's draws by hand, in the order the spec lists them: index, then noise
+    # each sample's draws by hand, in the order the spec lists them: index, then noise (from a generator of the
+    # latents' device, seeded by the sample's generator)
     sigma, t, w = spec_schedule()
     rows, timesteps, weights, noises = [], [], [], []
     for sample, generator in enumerate(generators(7, 8)):
         index = torch.randint(0, 1000, (1,), generator=generator).item()
         rounded = torch.tensor(t[index]).float().to(torch.bfloat16).float()
         entry = np.abs(t - rounded.double().item()).argmin()
-        noise = torch.randn(target.shape[1:], generator=generator)
+        noise_seed = torch.randint(0, 2**62, (1,), generator=generator).item()
+        noise = torch.randn(target.shape[1:], generator=torch.Generator().manual_seed(noise_seed))
         rows.append((1 - float(sigma[entry])) * target[sample] + float(sigma[entry]) * noise)
         timesteps.append(rounded)
         weights.append(float(w[entry]))
