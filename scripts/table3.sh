@@ -4,8 +4,9 @@
 #
 #   scripts/table3.sh [EVAL_SCENES] [CONDITIONING ...]
 #
-# Needs runs/embedded-base: recammaster train embedded-base --vae recammaster/assets/embedded/vae \
-#     --text-from recammaster/assets/embedded -o runs/embedded-base
+# Needs runs/embedded-base, the second release's VAE and text path (8x latents, as configs/table3.yaml's model):
+#     scripts/second_release.sh && recammaster train embedded-base --vae runs/embedded-8x/vae \
+#     --text-from runs/embedded-8x -o runs/embedded-base
 # Each run resumes where it stopped; evaluation reports go to runs/table3-<conditioning>-eval.
 set -euo pipefail
 EVAL_SCENES=${1:-3}

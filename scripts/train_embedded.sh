@@ -15,9 +15,11 @@
 #
 # LAYOUT=4x runs the recipe of the VAE with 4x latents instead (docs/embedded.md, "The 4x VAE"): its three VAE
 # stages (configs/embedded-4x-vae*.yaml: whole clips, 17-frame windows, whole clips), the base from its last
-# stage, and two transformer stages (configs/embedded-4x.yaml, warm-started from the shipped model's blocks, and
+# stage, and two transformer stages (configs/embedded-4x.yaml, warm-started from the second release's blocks, and
 # configs/embedded-4x-refine.yaml); REFINE_2 is then skipped. BASE_VAE names another VAE for its base (a VAE
-# trained elsewhere, say).
+# trained elsewhere, say). LAYOUT=4x4c runs the recipe of the 4x VAE with 4 latent channels: one VAE stage
+# (configs/embedded-4x4c-vae.yaml, warm-started from the 4x VAE its warm_start names), its base, and two
+# transformer stages (configs/embedded-4x4c.yaml and -refine.yaml); VAE_LONG, VAE_DECODER and REFINE_2 are skipped.
 set -euo pipefail
 VAE_MINUTES=${1:-8}
 VAE_LONG_MINUTES=${2:-4}
@@ -33,6 +35,11 @@ if [ "${LAYOUT:-8x}" = 4x ]; then
     STAGES=(vae vae-windows vae-whole "" refine)  # config names after the prefix; vae-whole's VAE makes the base
     BASE_VAE=${BASE_VAE:-runs/embedded-4x-vae-whole/vae}
     REFINE_2_MINUTES=0
+elif [ "${LAYOUT:-8x}" = 4x4c ]; then
+    PREFIX=embedded-4x4c
+    STAGES=(vae "" "" "" refine)
+    BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-vae/vae}
+    VAE_LONG_MINUTES=0 VAE_DECODER_MINUTES=0 REFINE_2_MINUTES=0
 else
     PREFIX=embedded
     STAGES=(vae vae-long vae-decoder "" refine refine-2)
@@ -60,6 +67,9 @@ if [ "$VAE_DECODER_MINUTES" != 0 ]; then
 fi
 if [ ! -f $BASE/model_index.json ]; then
     $RECAMMASTER train embedded-base --vae $BASE_VAE ${TEXT_FROM:+--text-from "$TEXT_FROM"} -o $BASE
+fi
+if [ "$PREFIX" != embedded ] && [ "$FIT_MINUTES" != 0 ]; then
+    "$(dirname "$0")/second_release.sh"  # the 4x layouts' blocks start from the second release's (runs/embedded-8x)
 fi
 if [ "$FIT_MINUTES" != 0 ]; then
     $RECAMMASTER train fit --config "$FIT_CONFIG" --max-minutes "$FIT_MINUTES" --no-progress $POOL

@@ -209,11 +209,17 @@ def warm_start(model: ReCamMasterTransformer3DModel, weights: str | Path) -> lis
     naming the file when no tensor matches.
     """
     state, _ = _read_transformer_state(weights)
+    return copy_matching_tensors(model, state, str(weights))
+
+
+def copy_matching_tensors(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> list[str]:
+    """Copy the tensors of ``state`` whose name and shape match ``model``'s (in its dtypes); return the names of the
+    model's tensors left as they were, sorted. Raises naming ``source`` when none matches."""
     own = model.state_dict()
     matched = {key: value.to(own[key].dtype) for key, value in state.items()
                if key in own and own[key].shape == value.shape}  # fmt: skip
     if not matched:
-        raise WeightsError(f"{weights}: no tensor matches the model's names and shapes; nothing to start from")
+        raise WeightsError(f"{source}: no tensor matches the model's names and shapes; nothing to start from")
     model.load_state_dict(matched, strict=False)
     return sorted(set(own) - set(matched))
 

@@ -31,8 +31,9 @@ from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import RENDER_DEFAULTS_FILE, ReCamMasterPipeline
 
 EMBEDDED_TEXT_ENCODER = {"d_model": 128, "d_kv": 32, "num_heads": 4, "d_ff": 256, "num_layers": 2}
-# the transformer size for a VAE's spatial factor: its patches span 16 pixels, so 128x128 frames make 8x8 tokens
-EMBEDDED_SIZES = {8: "embedded", 4: "embedded-4x"}
+# the transformer size for a VAE's (spatial factor, latent channels): its patches span 16 pixels, so 128x128 frames
+# make 8x8 tokens
+EMBEDDED_SIZES = {(8, 16): "embedded", (4, 16): "embedded-4x", (4, 4): "embedded-4x4c"}
 
 
 def caption_corpus(seed: int, count: int) -> list[str]:
@@ -64,11 +65,11 @@ def build_base_pipeline(
         torch.manual_seed(seed)
         text_encoder = UMT5EncoderModel(umt5_config(vocab_size=len(tokenizer), **EMBEDDED_TEXT_ENCODER)).eval()
     vae = AutoencoderKLWan.from_pretrained(vae_folder)
-    factor = spatial_factor(vae.config)
-    if factor not in EMBEDDED_SIZES:
-        raise ReCamMasterError(f"{vae_folder}: a VAE of {factor}x latents; the embedded sizes are for "
-                               f"{' or '.join(f'{known}x' for known in EMBEDDED_SIZES)}")  # fmt: skip
-    transformer = ReCamMasterTransformer3DModel(**transformer_config(EMBEDDED_SIZES[factor]))
+    layout = spatial_factor(vae.config), vae.config.z_dim
+    if layout not in EMBEDDED_SIZES:
+        raise ReCamMasterError(f"{vae_folder}: a VAE of {layout[0]}x latents of {layout[1]} channels; the embedded "
+                               f"sizes are for {', '.join(f'{f}x of {c}' for f, c in EMBEDDED_SIZES)}")  # fmt: skip
+    transformer = ReCamMasterTransformer3DModel(**transformer_config(EMBEDDED_SIZES[layout]))
     ReCamMasterPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer
     ).save_pretrained(output)

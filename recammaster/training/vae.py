@@ -13,7 +13,8 @@ over a clip as there (where the weight is 1e-6); we divide the sum by the clip's
 as a mean. Clips are short windows of the synthetic engine's 81-frame renders, drawn on the training device.
 
 ``train_part: decoder`` trains only the decoder of ``init_from``'s VAE: its latents stay exactly as they were,
-so a transformer trained on them works with the new decoder unchanged.
+so a transformer trained on them works with the new decoder unchanged. ``warm_start`` starts a VAE of another
+config (fewer latent channels, say) from a trained one's tensors of matching name and shape.
 
 Whenever a checkpoint is written, the per-channel mean and std of the posterior means of fixed held-out clips
 (scenes of seed + 1, full length) become the VAE's ``latents_mean``/``latents_std`` (kept when only the decoder
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 import yaml
 from diffusers import AutoencoderKLWan
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
 from recammaster.data.synth import SyntheticPairStream, make_scene
@@ -48,6 +50,7 @@ from recammaster.data.synth.engine import CAMERAS
 from recammaster.errors import ReCamMasterError
 from recammaster.fileio import write_text_atomic
 from recammaster.models.vae import TEMPORAL_FACTOR, WAN_VAE_CONFIG, spatial_factor
+from recammaster.models.weights import copy_matching_tensors
 from recammaster.models.whole_clip_vae import decode_whole_clip, encode_whole_clip
 from recammaster.training.callbacks import TimeLimit, TrainerState
 from recammaster.training.fit import STATE_FILE, PairsDataModule, prepare_run_dir, run_logger
@@ -88,6 +91,7 @@ class VaeConfig:
     seed: int = 0
     init_from: str | None = None  # a VAE folder whose weights start the run (a run begun on another machine)
     train_part: str = "all"  # "decoder": the encoder (and so the latents and their statistics) stays init_from's
+    warm_start: str | None = None  # a VAE folder whose tensors of matching name and shape start a VAE of another config
     # hardware and outputs
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -145,6 +149,8 @@ class VaeConfig:
             problems.append(f"train_part must be one of {', '.join(TRAIN_PARTS)}, got {self.train_part!r}")
         elif self.train_part == "decoder" and not self.init_from:
             problems.append("train_part: decoder needs init_from, the VAE whose encoder it keeps")
+        if self.warm_start and self.init_from:
+            problems.append("warm_start and init_from both set the starting weights; keep one")
         if self.logger not in ("csv", "tensorboard"):
             problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
         if problems:
@@ -412,6 +418,17 @@ def start_from(vae: AutoencoderKLWan, folder: Path) -> None:
     vae.register_to_config(latents_mean=trained.config.latents_mean, latents_std=trained.config.latents_std)
 
 
+def warm_start_vae(vae: AutoencoderKLWan, folder: Path) -> list[str]:
+    """Start ``vae`` from another VAE's tensors of matching name and shape (another ``z_dim``, say: only the layers
+    next to the latents start fresh); return the names of those left as they were. The latent statistics are not
+    copied: the first export measures them."""
+    try:
+        trained = AutoencoderKLWan.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise ReCamMasterError(f"{folder}: cannot start the VAE from it ({error})") from error
+    return copy_matching_tensors(vae, trained.state_dict(), str(folder))
+
+
 def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = True) -> Path:
     """Train (or resume) the VAE run ``config`` describes; returns the run folder."""
     config.check()
@@ -425,6 +442,9 @@ def train_vae(config: VaeConfig, *, overwrite: bool = False, progress: bool = Tr
     vae = AutoencoderKLWan(**config.vae_arguments())
     if config.init_from:
         start_from(vae, Path(config.init_from))
+    if config.warm_start:
+        fresh = warm_start_vae(vae, Path(config.warm_start))
+        rank_zero_info(f"warm start from {config.warm_start}; fresh: {', '.join(fresh) or 'nothing'}")
     module = VaeTraining(vae, learning_rate=config.learning_rate, kl_weight=config.kl_weight, seed=config.seed,
                          warmup_steps=config.warmup_steps, train_part=config.train_part)  # fmt: skip
     torch.backends.cudnn.benchmark = on_gpu  # fixed clip shapes: let cuDNN pick the fastest 3-D convolutions

@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from recammaster.hub import EMBEDDED_MODEL_DIR, embedded_model_dir
 from recammaster.models.configs import transformer_config
+from recammaster.models.vae import spatial_factor
 from recammaster.pipeline import ReCamMasterPipeline
 from recammaster.pipeline.loading import choose_model
 
@@ -48,9 +49,11 @@ def test_without_official_weights_render_takes_the_shipped_model_at_its_settings
 
 
 def test_the_shipped_pipeline_loads_as_the_embedded_architecture():
+    """The third release: 4x4 patches of the VAE's 4 channels over latents 4x smaller than the frames."""
     pipeline = ReCamMasterPipeline.load(EMBEDDED_MODEL_DIR, torch_dtype=torch.float32)
+    assert (spatial_factor(pipeline.vae.config), pipeline.vae.config.z_dim) == (4, 4)
     config = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
-    expected = transformer_config("embedded")
+    expected = transformer_config("embedded-4x4c")
     assert {key: config[key] for key in expected} == {key: value if not isinstance(value, tuple) else list(value)
                                                       for key, value in expected.items()}  # fmt: skip
     assert sum(p.numel() for p in pipeline.transformer.parameters()) == pytest.approx(7.4e6, rel=0.02)

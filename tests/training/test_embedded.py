@@ -79,8 +79,16 @@ def test_a_base_for_a_4x_vae_gets_the_transformer_with_4x4_patches(tmp_path, run
     assert expected == {**transformer_config("embedded"), "patch_size": (1, 4, 4)}
     assert {key: transformer.config[key] for key in expected} == {**expected, "patch_size": [1, 4, 4]}
 
+    AutoencoderKLWan(**{**small, **four_x, "z_dim": 4}).save_pretrained(tmp_path / "4x4c")
+    base = build_base_pipeline(tmp_path / "4x4c", tmp_path / "base-4c", text_from=base)
+    transformer = ReCamMasterPipeline.load(base, torch_dtype=torch.float32).transformer
+    assert transformer.config.in_channels == transformer.config.out_channels == 4
+    assert transformer.patch_embedding.weight.shape[1:] == (4, 1, 4, 4)
+    assert transformer.proj_out.weight.shape[0] == 64  # 4 x 4 x 4 numbers per patch, as the 8x layout's 2 x 2 x 16
+
     two_x = {"dim_mult": [1, 2], "temperal_downsample": [True], "scale_factor_spatial": 2}
     AutoencoderKLWan(**{**small, **two_x}).save_pretrained(tmp_path / "2x")
     code, _, err = run("train", "embedded-base", "--vae", tmp_path / "2x", "-o", tmp_path / "other")
     assert code == 1
-    assert err.endswith(f"error: {tmp_path / '2x'}: a VAE of 2x latents; the embedded sizes are for 8x or 4x\n")
+    assert err.endswith(f"error: {tmp_path / '2x'}: a VAE of 2x latents of 16 channels; the embedded sizes are for "
+                        "8x of 16, 4x of 16, 4x of 4\n")  # fmt: skip

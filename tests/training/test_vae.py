@@ -145,6 +145,10 @@ def test_loss_falls_on_unseen_frames_of_the_training_scenes(tmp_path):
             "train_part: decoder\n",
             "vae training config: train_part: decoder needs init_from, the VAE whose encoder it keeps",
         ),
+        (
+            "init_from: a\nwarm_start: b\n",
+            "vae training config: warm_start and init_from both set the starting weights; keep one",
+        ),
     ],
 )
 def test_bad_configs_are_refused_naming_the_problem(tmp_path, run, yaml_text, message):
@@ -184,6 +188,40 @@ def test_a_run_can_start_from_another_runs_vae(tmp_path):
     assert all(torch.equal(value, trained[key]) for key, value in fresh.state_dict().items())
     with pytest.raises(ReCamMasterError, match="trained: cannot start the VAE from it"):
         start_from(AutoencoderKLWan(**{**small, "base_dim": 8}), tmp_path / "trained")
+
+
+def test_a_vae_of_fewer_latent_channels_warm_starts_from_all_but_the_layers_next_to_the_latents(tmp_path):
+    """16 -> 4 channels: the encoder's last convolution, the two 1x1 convolutions and the decoder's first weight
+    start fresh; every other tensor is the trained VAE's. A run with ``warm_start`` trains from there."""
+    from recammaster.models.vae import WAN_VAE_CONFIG
+    from recammaster.training.vae import warm_start_vae
+
+    four_x = {"base_dim": 4, "dim_mult": [1, 2, 4], "temperal_downsample": [True, True], "scale_factor_spatial": 4}
+    torch.manual_seed(2)
+    AutoencoderKLWan(**{**WAN_VAE_CONFIG, **four_x}).save_pretrained(tmp_path / "sixteen")
+    trained = AutoencoderKLWan.from_pretrained(tmp_path / "sixteen").state_dict()
+    four = AutoencoderKLWan(**{**WAN_VAE_CONFIG, **four_x, "z_dim": 4})
+    before = {key: value.clone() for key, value in four.state_dict().items()}
+    fresh = warm_start_vae(four, tmp_path / "sixteen")
+    assert fresh == [
+        "decoder.conv_in.weight",
+        "encoder.conv_out.bias",
+        "encoder.conv_out.weight",
+        "post_quant_conv.bias",
+        "post_quant_conv.weight",
+        "quant_conv.bias",
+        "quant_conv.weight",
+    ]
+    for key, value in four.state_dict().items():
+        assert torch.equal(value, before[key] if key in fresh else trained[key]), key
+    with pytest.raises(ReCamMasterError, match="missing: cannot start the VAE from it"):
+        warm_start_vae(four, tmp_path / "missing")
+
+    config = tiny_config(tmp_path / "run", vae_config={**four_x, "z_dim": 4}, size=12, max_steps=2, checkpoint_every=0,
+                         warm_start=str(tmp_path / "sixteen"))  # fmt: skip
+    vae = load_wan_vae(train_vae(config, progress=False) / VAE_FOLDER)
+    assert encode_video(vae, torch.stack(held_out_clips(config))).shape == (2, 4, 3, 3, 3)
+    assert len(vae.config.latents_mean) == len(vae.config.latents_std) == 4  # measured on its own latents
 
 
 def test_decoder_only_run_keeps_the_encoder_and_its_latents(tmp_path, straight):

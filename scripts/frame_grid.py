@@ -1,0 +1,62 @@
+"""Frames of several videos side by side: one row per video, one column per frame, for comparing models by eye.
+
+    python scripts/frame_grid.py OUT.png LABEL=VIDEO [LABEL=VIDEO ...] [--frames 0 40 80] [--title TEXT]
+
+(docs/images/embedded-releases.png: the bundled clip and two releases' re-renders of it.)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from recammaster.fileio import atomic_output
+from recammaster.video import read_video
+
+GAP = 4  # white pixels between pictures
+
+
+def mosaic(videos: list[Path], frames: list[int]) -> np.ndarray:
+    """One image: a row per video of its ``frames``, side by side, with white gaps (all videos one size)."""
+    rows = []
+    for video in videos:
+        pictures = read_video(video, max(frames) + 1)[frames]
+        white = np.full((pictures.shape[1], GAP, 3), 255, np.uint8)
+        rows.append(np.concatenate([part for picture in pictures for part in (picture, white)][:-1], axis=1))
+    white = np.full((GAP, rows[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([part for row in rows for part in (row, white)][:-1], axis=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("videos", nargs="+", help="LABEL=VIDEO, one row each")
+    parser.add_argument("--frames", type=int, nargs="+", default=[0, 40, 80])
+    parser.add_argument("--title", default="")
+    args = parser.parse_args()
+    rows = [entry.split("=", 1) for entry in args.videos]
+    if any(len(row) != 2 for row in rows):
+        parser.error("each video is LABEL=VIDEO")
+    image = mosaic([Path(video) for _, video in rows], args.frames)
+    side = (image.shape[0] + GAP) / len(rows)  # a picture and its gap, in pixels
+    figure = Figure(figsize=(image.shape[1] / 80 + 1.6, image.shape[0] / 80 + 0.6))
+    axis = figure.add_axes((1.4 / figure.get_figwidth(), 0.02, 1 - 1.5 / figure.get_figwidth(), 0.9))
+    axis.imshow(image)
+    axis.set_xticks([(column + 0.5) * side - GAP / 2 for column in range(len(args.frames))],
+                    [f"frame {frame}" for frame in args.frames], fontsize=8)  # fmt: skip
+    axis.xaxis.tick_top()
+    axis.set_yticks([(row + 0.5) * side - GAP / 2 for row in range(len(rows))], [label for label, _ in rows],
+                    fontsize=8)  # fmt: skip
+    axis.tick_params(length=0)
+    axis.set_frame_on(False)
+    figure.suptitle(args.title, fontsize=9)
+    with atomic_output(args.output) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
