@@ -18,8 +18,8 @@ BASE_EXAMPLES = """Examples:
   recammaster train embedded-base --vae runs/embedded-vae-long/vae --text-from recammaster/assets/embedded \\
       -o runs/embedded-base          # the shipped model's text path, to train on from its weights
 
-  recammaster train embedded-base --vae runs/embedded-4x-vae-whole/vae --text-from recammaster/assets/embedded \\
-      -o runs/embedded-4x-base       # a VAE of 4x latents: the transformer gets 4x4 patches
+  recammaster train embedded-base --vae runs/embedded-4x4c-vae/vae --text-from recammaster/assets/embedded \\
+      -o runs/embedded-4x4c-base     # a VAE of 4x latents of 4 channels: the transformer gets 4x4 patches
 """
 EXPORT_EXAMPLES = """Example:
 
@@ -39,8 +39,8 @@ def embedded_base(
 ) -> None:
     """Assemble the pipeline the embedded default trains from: the VAE, a tokenizer learned from the
     synthetic captions, a frozen random 128-wide umT5 and a fresh transformer of the size for the VAE's
-    latents (`embedded` for 8x, `embedded-4x` with 4x4 patches for 4x). The learned
-    tokenizer and random umT5 differ between sentencepiece and transformers versions: to train on from the
+    latents (`embedded` for 8x, `embedded-4x` with 4x4 patches for 4x, `embedded-4x4c` for 4x of 4 channels).
+    The learned tokenizer and random umT5 differ between sentencepiece and transformers versions: to train on from the
     shipped model, reuse its text path with --text-from."""
     from recammaster.training.embedded import build_base_pipeline
 
