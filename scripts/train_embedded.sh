@@ -20,6 +20,9 @@
 # trained elsewhere, say). LAYOUT=4x4c runs the recipe of the 4x VAE with 4 latent channels: one VAE stage
 # (configs/embedded-4x4c-vae.yaml, warm-started from the 4x VAE its warm_start names), its base, and two
 # transformer stages (configs/embedded-4x4c.yaml and -refine.yaml); VAE_LONG, VAE_DECODER and REFINE_2 are skipped.
+# LAYOUT=4x4c-characters trains on from the shipped model with the characters weighed more (docs/embedded.md): one
+# VAE stage (configs/embedded-4x4c-characters-vae.yaml), its base, and one transformer stage
+# (configs/embedded-4x4c-characters.yaml); only VAE and FIT are used.
 set -euo pipefail
 VAE_MINUTES=${1:-8}
 VAE_LONG_MINUTES=${2:-4}
@@ -40,6 +43,11 @@ elif [ "${LAYOUT:-8x}" = 4x4c ]; then
     STAGES=(vae "" "" "" refine)
     BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-vae/vae}
     VAE_LONG_MINUTES=0 VAE_DECODER_MINUTES=0 REFINE_2_MINUTES=0
+elif [ "${LAYOUT:-8x}" = 4x4c-characters ]; then
+    PREFIX=embedded-4x4c-characters
+    STAGES=(vae "" "" "" "")
+    BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-characters-vae/vae}
+    VAE_LONG_MINUTES=0 VAE_DECODER_MINUTES=0 REFINE_MINUTES=0 REFINE_2_MINUTES=0
 else
     PREFIX=embedded
     STAGES=(vae vae-long vae-decoder "" refine refine-2)
@@ -68,7 +76,7 @@ fi
 if [ ! -f $BASE/model_index.json ]; then
     $RECAMMASTER train embedded-base --vae $BASE_VAE ${TEXT_FROM:+--text-from "$TEXT_FROM"} -o $BASE
 fi
-if [ "$PREFIX" != embedded ] && [ "$FIT_MINUTES" != 0 ]; then
+if [[ "$(sed -n 's/^warm_start: *//p' "$FIT_CONFIG")" == runs/embedded-8x/* ]] && [ "$FIT_MINUTES" != 0 ]; then
     "$(dirname "$0")/second_release.sh"  # the 4x layouts' blocks start from the second release's (runs/embedded-8x)
 fi
 if [ "$FIT_MINUTES" != 0 ]; then

@@ -234,7 +234,8 @@ def vae_command(
     """Train the embedded model's small Wan-style VAE from scratch on synthetic clips; run again to resume.
 
     RUN/vae/ is a diffusers AutoencoderKLWan folder with its latent statistics (`load_wan_vae` reads it);
-    RUN/vae_metrics.json holds its held-out PSNR and how long it trained.
+    RUN/vae_metrics.json holds its held-out PSNR (whole clips, and the pixels showing characters) and how long it
+    trained.
     """
     import json
 
@@ -248,5 +249,7 @@ def vae_command(
         settings = VaeConfig(**{key: value for key, value in overrides.items() if value is not None})
     run_dir = train_vae(settings, overwrite=overwrite, progress=not no_progress)
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    characters = metrics.get("character_psnr_db")
     typer.echo(f"trained to step {metrics['steps']} in {metrics['train_minutes']:.1f} min; held-out PSNR "
-               f"{metrics['psnr_db']:.2f} dB; VAE in {run_dir / VAE_FOLDER}")  # fmt: skip
+               f"{metrics['psnr_db']:.2f} dB" + ("" if characters is None else f" ({characters:.2f} dB on characters)")
+               + f"; VAE in {run_dir / VAE_FOLDER}")  # fmt: skip

@@ -13,6 +13,9 @@ Per (scene, preset) this measures, against the ground truth:
   baseline a model that ignores the camera gets), per frame; video numbers are means over frames
   1..T-1, since frame 0 is given (the copy's frame 0 is exact, its PSNR infinite);
 - frame-0 PSNR of the result: the model should reproduce the source's first frame;
+- character PSNR: the PSNR over the pixels where the ground truth shows a character (the engine's masks),
+  frames 1..T-1 pooled, of the result and of the copied source: whether the characters are where and as
+  they should be, which whole-frame numbers barely see (characters cover a few percent of the pixels);
 - preset following: the result is "following" when, among the ten presets' ground truths of the scene,
   the requested one is nearest to it (MSE over all frames); chance is 10%.
 
@@ -23,6 +26,7 @@ bar chart, a contact sheet and source | result | ground truth videos of the firs
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +46,7 @@ from recammaster.data.synth.scene import NUM_FRAMES, describe_scene
 from recammaster.data.synth.stream import crop_intrinsics
 from recammaster.errors import OutputExistsError
 from recammaster.evaluation.metrics import mse, psnr, ssim
-from recammaster.evaluation.regions import visible_mask
+from recammaster.evaluation.regions import masked_psnr, visible_mask
 from recammaster.fileio import atomic_output, write_text_atomic
 from recammaster.pipeline.recammaster_pipeline import DEFAULT_STEPS, check_render_inputs
 from recammaster.video import side_by_side, write_video
@@ -77,6 +81,7 @@ class HeldOutScene:
     requests: dict[int, Trajectory]  # preset number -> the preset relative to its own first frame
     targets: dict[int, Array]  # preset number -> (T, H, W, 3) uint8 ground truth
     visible: dict[int, Array]  # preset number -> (T, H, W) bool: target pixels the source shows at that time
+    characters: dict[int, Array]  # preset number -> (T, H, W) bool: target pixels that show a character
     focal_px: float  # the lens, in pixels (both axes)
 
 
@@ -84,19 +89,23 @@ def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device:
     """Render scene ``index`` of ``seed`` from its first camera and along the ten presets placed there.
 
     One render call for all eleven cameras, as ``SyntheticPairStream.render`` draws a scene's cameras; its
-    depth tells which pixels of each ground truth the source shows (:func:`regions.visible_mask`).
+    depth tells which pixels of each ground truth the source shows (:func:`regions.visible_mask`), its masks
+    which show a character.
     """
     spec = make_scene(seed, index, num_frames)
     start = spec.trajectories[0].poses
     requests = {number: get_preset(number)(num_frames=num_frames) for number in OFFICIAL_PRESETS}
     poses = np.stack([start] + [request.placed_at(start[0]).poses for request in requests.values()])
     intrinsics = crop_intrinsics(spec.lens, size, size)
-    rendered = render_tensors(to_render_scene(spec), poses, intrinsics, (size, size), device=device, depth=True)
+    rendered = render_tensors(to_render_scene(spec), poses, intrinsics, (size, size), device=device, depth=True,
+                              masks=True)  # fmt: skip
     images, depth = rendered.images.cpu().numpy(), rendered.depth.cpu().numpy()
     targets = dict(zip(requests, images[1:], strict=True))
     visible = {number: visible_mask(depth[camera], depth[0], poses[camera], poses[0], intrinsics)
                for camera, number in enumerate(requests, start=1)}  # fmt: skip
-    return HeldOutScene(index, describe_scene(spec), images[0], requests, targets, visible, float(intrinsics[0, 0]))
+    characters = dict(zip(requests, rendered.masks[1:].cpu().numpy() > 0, strict=True))
+    return HeldOutScene(index, describe_scene(spec), images[0], requests, targets, visible, characters,
+                        float(intrinsics[0, 0]))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -115,15 +124,24 @@ class CaseScores:
     ssim_model: Array  # (T,)
     ssim_copy: Array
     nearest: int  # the preset whose ground truth is nearest (MSE over all frames) to the result
+    character_psnr_model: float  # dB over the ground truth's character pixels, frames 1..T-1; NaN if none
+    character_psnr_copy: float
 
     @property
     def follows(self) -> bool:
         return self.nearest == self.preset
 
 
+def pooled_psnr(prediction: Array, target: Array, mask: Array) -> float:
+    """PSNR over every pixel of every frame where ``mask`` (T, H, W) is true, as one number: NaN if none is."""
+    width = np.shape(target)[2]
+    return float(masked_psnr(prediction.reshape(1, -1, width, 3), target.reshape(1, -1, width, 3),
+                             mask.reshape(1, -1, width))[0])  # fmt: skip
+
+
 def score_case(scene: HeldOutScene, preset: int, result: Array) -> CaseScores:
     """Compare ``result`` (the re-rendering of ``scene`` along ``preset``) and the source with the ground truth."""
-    target = scene.targets[preset]
+    target, characters = scene.targets[preset], scene.characters[preset][SCORED_FRAMES]
     distances = {number: float(mse(result, candidate).mean()) for number, candidate in scene.targets.items()}
     return CaseScores(
         scene=scene.index,
@@ -133,6 +151,8 @@ def score_case(scene: HeldOutScene, preset: int, result: Array) -> CaseScores:
         ssim_model=ssim(result, target),
         ssim_copy=ssim(scene.source, target),
         nearest=min(distances, key=distances.__getitem__),
+        character_psnr_model=pooled_psnr(result[SCORED_FRAMES], target[SCORED_FRAMES], characters),
+        character_psnr_copy=pooled_psnr(scene.source[SCORED_FRAMES], target[SCORED_FRAMES], characters),
     )
 
 
@@ -148,6 +168,8 @@ class PresetScores:
     ssim_copy: float
     follows: float  # fraction of scenes whose result is nearest to this preset's ground truth
     frame0_psnr: float  # the result's frame 0 against the source's frame 0
+    character_psnr_model: float  # means over the scenes whose ground truth shows a character (NaN if none does)
+    character_psnr_copy: float
     per_frame: dict[str, Array]  # psnr_model, psnr_copy, ssim_model, ssim_copy: (T,) means over scenes
 
     @property
@@ -168,9 +190,17 @@ def summarise(cases: Sequence[CaseScores], preset: int) -> PresetScores:
         name=get_preset(preset).name,
         follows=float(np.mean([case.follows for case in mine])),
         frame0_psnr=float(np.mean([case.psnr_model[0] for case in mine])),
+        character_psnr_model=_mean_where_shown([case.character_psnr_model for case in mine]),
+        character_psnr_copy=_mean_where_shown([case.character_psnr_copy for case in mine]),
         per_frame=per_frame,
         **video,
     )
+
+
+def _mean_where_shown(values: Sequence[float]) -> float:
+    """The mean of the cases' character PSNRs, skipping scenes without a character in view (NaN)."""
+    shown = [value for value in values if not np.isnan(value)]
+    return float(np.mean(shown)) if shown else math.nan
 
 
 @dataclass(frozen=True)
@@ -212,24 +242,29 @@ class PresetReport:
             f"{s['num_frames'] - 1}; copy = the source video as the prediction; follows = the result is nearest to "
             f"the requested preset's ground truth among the ten (chance {CHANCE:.0%}).",
             "",
-            "| preset | PSNR model | PSNR copy | SSIM model | SSIM copy | follows | beats copy |",
-            "|---|---|---|---|---|---|---|",
+            "| preset | PSNR model | PSNR copy | SSIM model | SSIM copy | follows | beats copy | characters model "
+            "| characters copy |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         presets = self.presets
         for p in presets:
             lines.append(
                 f"| {p.preset} {p.name} | {p.psnr_model:.2f} | {p.psnr_copy:.2f} | {p.ssim_model:.4f} | "
-                f"{p.ssim_copy:.4f} | {p.follows:.0%} | {'yes' if p.beats_copy else 'no'} |"
+                f"{p.ssim_copy:.4f} | {p.follows:.0%} | {'yes' if p.beats_copy else 'no'} | "
+                f"{p.character_psnr_model:.2f} | {p.character_psnr_copy:.2f} |"
             )
 
         def mean(key: str) -> float:
-            return float(np.mean([getattr(p, key) for p in presets]))
+            return _mean_where_shown([getattr(p, key) for p in presets])
 
         lines.append(
             f"| all | {mean('psnr_model'):.2f} | {mean('psnr_copy'):.2f} | {mean('ssim_model'):.4f} | "
-            f"{mean('ssim_copy'):.4f} | {self.follows:.0%} | {sum(p.beats_copy for p in presets)}/{len(presets)} |"
+            f"{mean('ssim_copy'):.4f} | {self.follows:.0%} | {sum(p.beats_copy for p in presets)}/{len(presets)} | "
+            f"{mean('character_psnr_model'):.2f} | {mean('character_psnr_copy'):.2f} |"
         )
-        lines += ["", f"Frame 0 PSNR of the result against the source's frame 0: {mean('frame0_psnr'):.2f} dB."]
+        lines += ["", f"Frame 0 PSNR of the result against the source's frame 0: {mean('frame0_psnr'):.2f} dB.",
+                  "Characters: PSNR (dB) over the pixels where the ground truth shows a character, frames 1.."
+                  f"{s['num_frames'] - 1} pooled."]  # fmt: skip
         return "\n".join(lines) + "\n"
 
 

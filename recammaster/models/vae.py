@@ -229,6 +229,23 @@ def denormalize_latents(z: torch.Tensor, vae: AutoencoderKLWan) -> torch.Tensor:
     return z / inv_std + mean
 
 
+def latent_coverage(mask: torch.Tensor, spatial: int) -> torch.Tensor:
+    """The share of each latent pixel's pixels that ``mask`` (..., 4k+1, H, W) marks: (..., 1+k, H/s, W/s) float32,
+    over frame 0 alone and then four frames at a time (the causal VAE's frame groups) and ``spatial`` squared
+    pixels, so that a weight per pixel region becomes a weight per latent value."""
+    values = mask.float()
+    frames, height, width = values.shape[-3:]
+    groups = torch.cat(
+        [
+            values[..., :1, :, :],
+            values[..., 1:, :, :].unflatten(-3, ((frames - 1) // TEMPORAL_FACTOR, TEMPORAL_FACTOR)).mean(-3),
+        ],
+        -3,
+    )
+    cells = groups.unflatten(-1, (width // spatial, spatial)).unflatten(-3, (height // spatial, spatial))
+    return cells.mean(dim=(-3, -1))  # (..., F, H/s, s, W/s, s) -> (..., F, H/s, W/s)
+
+
 def spatial_factor(config: Mapping[str, Any]) -> int:
     """How many pixels of height and width one latent pixel spans: 8 for Wan2.1, 4 with three ``dim_mult`` stages.
 

@@ -31,7 +31,7 @@ from recammaster.data.synth.engine import CAMERAS, make_scene
 from recammaster.data.synth.scene import describe_scene, refilm_trajectories
 from recammaster.fileio import atomic_output
 from recammaster.models.text_encoder import encode_prompt
-from recammaster.models.vae import encode_video
+from recammaster.models.vae import encode_video, latent_coverage, spatial_factor
 from recammaster.training.cache import find_cached_clip, read_cache_settings, read_cached_clip, read_empty_prompt
 
 
@@ -132,6 +132,10 @@ class SyntheticLatentPool(Dataset):
     Item ``index`` is pair ``index % pairs_per_scene`` of scene ``index // pairs_per_scene``. Items are on the
     device: load them without workers. Memory: at 128x128 x 81 frames one latent clip takes 172 KB (bf16),
     a scene's caption 128 KB.
+
+    Items also hold ``target_characters`` (F, h, w): the share of each target latent value's pixels that show a
+    character (:func:`recammaster.models.vae.latent_coverage` of the renderer's masks), for a loss that weighs
+    characters more. Pool files written before these were kept load without them.
     """
 
     def __init__(self, vae, tokenizer, text_encoder, *, seed: int, num_scenes: int, height: int, width: int,
@@ -158,29 +162,33 @@ class SyntheticLatentPool(Dataset):
                                         for key, value in settings.items() if kept.get(key) != value)  # fmt: skip
                 raise DatasetError(f"{cache}: a scene pool of other settings: {differences}; name another pool file")
             self.latents, self.poses, self.text = saved["latents"], saved["poses"], saved["text"]
-            self._empty_text = saved["empty_text"]
+            self._empty_text, self.characters = saved["empty_text"], saved.get("characters")
             return
         self._render(vae, tokenizer, text_encoder, seed, range(first_scene, first_scene + num_scenes), height, width,
                      num_frames, device, max_sequence_length, progress)  # fmt: skip
         if cache is not None:
             with atomic_output(cache, overwrite=True) as partial:  # ranks of one host write the same pool
                 torch.save({"latents": self.latents, "poses": self.poses, "text": self.text,
-                            "empty_text": self._empty_text, "settings": settings}, partial)  # fmt: skip
+                            "empty_text": self._empty_text, "characters": self.characters, "settings": settings},
+                           partial)  # fmt: skip
 
     def _render(self, vae, tokenizer, text_encoder, seed, scenes, height, width, num_frames, device,
                 max_sequence_length, progress) -> None:  # fmt: skip
         from tqdm import tqdm
 
         renderer = SyntheticPairStream(seed, num_frames=num_frames, height=height, width=width, device=device)
-        self.latents, self.poses, self.text = [], [], []
+        self.latents, self.poses, self.text, self.characters = [], [], [], []
+        spatial = spatial_factor(vae.config)
         with torch.no_grad():
             for index in tqdm(scenes, desc="rendering and encoding the scene pool", unit="scene", disable=not progress):
                 spec = make_scene(seed, index, num_frames)
                 if self.refilm:
                     extra = refilm_trajectories(spec, np.random.default_rng([seed, index, _REFILM_STREAM]), self.refilm)
                     spec = dataclasses.replace(spec, trajectories=spec.trajectories + extra)
-                videos = renderer.to_video(renderer.render(spec)).to(vae.dtype)  # (cameras, 3, T, H, W)
+                images, masks = renderer.render_with_masks(spec)
+                videos = renderer.to_video(images).to(vae.dtype)  # (cameras, 3, T, H, W)
                 self.latents.append(encode_video(vae, videos).to(torch.bfloat16))
+                self.characters.append(latent_coverage(masks > 0, spatial).to(torch.bfloat16))
                 self.poses.append(np.stack([trajectory.poses for trajectory in spec.trajectories]))
                 text = encode_prompt(tokenizer, text_encoder, [describe_scene(spec)], max_length=max_sequence_length,
                                      device=device)  # fmt: skip
@@ -209,9 +217,12 @@ class SyntheticLatentPool(Dataset):
         poses = self.poses[scene]
         condition = camera_condition(poses[target], reference=poses[source][0])
         latents = self.latents[scene]
-        return {
+        item = {
             "target_latents": latents[target],
             "source_latents": latents[source],
             "text": self.text[scene],
             "camera": torch.from_numpy(condition).to(latents.device),
         }
+        if self.characters is not None:
+            item["target_characters"] = self.characters[scene][target]
+        return item

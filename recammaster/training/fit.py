@@ -98,6 +98,7 @@ class FitConfig:
     condition_noise: list[float] | None = None
     condition_drop: float = 0.0
     text_drop: float = 0.0
+    character_weight: float = 1.0  # synthetic-pool: the loss weighs latents covered by characters this many times
     # hardware
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -161,6 +162,10 @@ class FitConfig:
             problems.append(f"pool_refilm works with data: synthetic-pool, not {self.data}")
         if self.pool_file is not None and self.data != "synthetic-pool":
             problems.append(f"pool_file works with data: synthetic-pool, not {self.data}")
+        if not isinstance(self.character_weight, int | float) or self.character_weight <= 0:
+            problems.append(f"character_weight must be a positive number, got {self.character_weight!r}")
+        elif self.character_weight != 1 and self.data != "synthetic-pool":
+            problems.append(f"character_weight needs data: synthetic-pool (its character masks), not {self.data}")
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -323,6 +328,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         vae=pipeline.vae if pipeline is not None else None,
         text_encoder=pipeline.text_encoder if pipeline is not None and config.data == "synthetic" else None,
         tokenizer=pipeline.tokenizer if pipeline is not None else None, empty_text=empty_text,
+        character_weight=config.character_weight,
     )  # fmt: skip
     callbacks: list[L.Callback] = [
         ThroughputMonitor(batch_size_fn=batch_size, window_size=THROUGHPUT_WINDOW),

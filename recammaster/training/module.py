@@ -56,6 +56,8 @@ class ReCamMasterTraining(L.LightningModule):
         seed: the run's seed, for every random draw of every step.
         vae, text_encoder, tokenizer: frozen encoders for pixel batches (not needed for cached latents).
         empty_text: (L, D) embedding of the empty caption, for ``text_drop`` with cached latents.
+        character_weight: how many times more the loss weighs latent values wholly covered by characters (batches
+            then need ``target_characters``, which :class:`SyntheticLatentPool` gives); 1 weighs all alike.
     """
 
     flops_per_batch = None  # read by the throughput log (samples per second); FLOPs are not counted
@@ -78,6 +80,7 @@ class ReCamMasterTraining(L.LightningModule):
         tokenizer: PreTrainedTokenizerBase | None = None,
         empty_text: torch.Tensor | None = None,
         max_sequence_length: int = 512,
+        character_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.transformer = select_trainable(transformer, trainable, lora_rank).train()
@@ -90,7 +93,7 @@ class ReCamMasterTraining(L.LightningModule):
         self.trainable, self.learning_rate, self.weight_decay = trainable, learning_rate, weight_decay
         self.rate_schedule = rate_schedule or RateSchedule()
         self.augmentation = augmentation or ConditionAugmentation()
-        self.seed, self.max_sequence_length = seed, max_sequence_length
+        self.seed, self.max_sequence_length, self.character_weight = seed, max_sequence_length, character_weight
         self.schedule = TrainingSchedule()
         self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
         for frozen in (vae, text_encoder):
@@ -122,6 +125,16 @@ class ReCamMasterTraining(L.LightningModule):
             target, source = encode_video(self.vae, videos).chunk(2)
         return target, source, self.encode_captions(list(batch["caption"]))
 
+    def loss_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Per-position weights of the target latents: 1, and ``character_weight`` where characters cover all."""
+        if self.character_weight == 1.0:
+            return None
+        if "target_characters" not in batch:
+            raise ValueError(
+                "character_weight needs batches with target_characters: a synthetic pool written with them"
+            )
+        return 1.0 + (self.character_weight - 1.0) * batch["target_characters"].float()
+
     def empty_caption(self) -> torch.Tensor | None:
         if self.empty_text is None and self.text_encoder is not None:
             self.empty_text = self.encode_captions([""])[0]
@@ -149,7 +162,7 @@ class ReCamMasterTraining(L.LightningModule):
         generators = sample_generators(self.seed, numbers)
         empty = self.empty_caption() if self.augmentation.text_drop > 0 else None
         output = flow_matching_loss(self.transformer, target, source, text, batch["camera"], self.schedule,
-                                    generators, self.augmentation, empty)  # fmt: skip
+                                    generators, self.augmentation, empty, self.loss_weights(batch))  # fmt: skip
         # the mean over every rank's samples: the loss of the global batch, as one GPU would log it
         self.log("train/loss", output.loss, prog_bar=True, batch_size=len(target), sync_dist=True)
         self.log("train/timestep", output.timestep.float().mean(), batch_size=len(target), sync_dist=True)

@@ -2,7 +2,8 @@
 
 Spec ``upstream-recammaster.md`` §2.5: noise the target latents to a drawn sigma, x = (1 - sigma) z + sigma eps;
 put the clean source latents beside them on the frame axis; predict the velocity eps - z; the loss is the
-float32 mean squared error over the target half only, times the schedule's weight for that sigma.
+float32 mean squared error over the target half only, times the schedule's weight for that sigma. Optional
+per-position ``weights`` make that mean a weighted one (characters weighed more: ``character_weight``).
 
 The paper trains with three robustness tricks that the released code lacks (users ask for them,
 upstream issues #16 and #69); each is an option here and off by default:
@@ -64,6 +65,7 @@ def flow_matching_loss(
     generators: Sequence[torch.Generator],
     augmentation: ConditionAugmentation | None = None,
     empty_text: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> LossOutput:
     """The weighted velocity loss of one batch.
 
@@ -74,6 +76,8 @@ def flow_matching_loss(
             does not depend on the batch or the GPU it lands in (its noise is drawn on the latents' device,
             seeded from it: see :func:`_gaussian`).
         empty_text: (L, D) or (1, L, D) embedding of the empty caption, needed for ``text_drop``.
+        weights: (B, F, h, w) positive weights of the target's latent positions, shared by its channels; each
+            sample's squared error is then their weighted mean.
     """
     augmentation = augmentation or ConditionAugmentation()
     if len(generators) != len(target):
@@ -102,7 +106,11 @@ def flow_matching_loss(
     weight = torch.stack([d.weight for d in draws]).to(device)
     predicted = transformer(model_input, timestep, text.float(), camera.float()).sample[:, :, : target.shape[2]]
     squared_error = (predicted.float() - (noise - target)) ** 2
-    per_sample = squared_error.flatten(1).mean(dim=1) * weight
+    if weights is None:
+        per_sample = squared_error.flatten(1).mean(dim=1) * weight
+    else:
+        weights = weights.float().unsqueeze(1).expand_as(squared_error)
+        per_sample = (squared_error * weights).flatten(1).sum(dim=1) / weights.flatten(1).sum(dim=1) * weight
     return LossOutput(per_sample.mean(), per_sample.detach(), timestep)
 
 

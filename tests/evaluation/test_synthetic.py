@@ -60,14 +60,17 @@ def test_the_report_has_every_case_and_preset(report):
     document = json.loads(report.to_json())
     assert set(document) == {"settings", "overall", "presets", "cases"}
     assert set(document["presets"][0]) == {"preset", "name", "psnr_model", "psnr_copy", "ssim_model", "ssim_copy",
-                                           "follows", "frame0_psnr", "per_frame", "beats_copy"}  # fmt: skip
+                                           "follows", "frame0_psnr", "character_psnr_model", "character_psnr_copy",
+                                           "per_frame", "beats_copy"}  # fmt: skip
     assert document["presets"][0]["per_frame"]["psnr_copy"][0] is None  # frame 0 copied exactly: infinite PSNR
     assert len(document["cases"]) == 4
     assert document["overall"]["chance"] == 0.1
     table = report.to_markdown().splitlines()
-    assert table[2] == "| preset | PSNR model | PSNR copy | SSIM model | SSIM copy | follows | beats copy |"
+    assert table[2] == ("| preset | PSNR model | PSNR copy | SSIM model | SSIM copy | follows | beats copy "
+                        "| characters model | characters copy |")  # fmt: skip
     assert [line.split(" | ")[0] for line in table[4:7]] == ["| 1 pan-right", "| 5 zoom-in", "| all"]
     assert table[8].startswith("Frame 0 PSNR of the result against the source's frame 0: ")
+    assert table[9].startswith("Characters: PSNR (dB) over the pixels where the ground truth shows a character")
 
 
 def test_copy_numbers_equal_an_independent_computation(report):
@@ -75,15 +78,23 @@ def test_copy_numbers_equal_an_independent_computation(report):
         spec = make_scene(SEED, scene, FRAMES)
         start = spec.trajectories[0].poses
         poses = np.stack([start] + [start[0] @ get_preset(n)(num_frames=FRAMES).poses for n in (1, 5)])
-        images = render_tensors(to_render_scene(spec), poses, crop_intrinsics(spec.lens, SIZE, SIZE), (SIZE, SIZE),
-                                device="cpu").images.numpy().astype(np.float64)  # fmt: skip
-        for case, target in zip([c for c in report.cases if c.scene == scene], images[1:], strict=True):
+        rendered = render_tensors(to_render_scene(spec), poses, crop_intrinsics(spec.lens, SIZE, SIZE), (SIZE, SIZE),
+                                  device="cpu", masks=True)  # fmt: skip
+        images, masks = rendered.images.numpy().astype(np.float64), rendered.masks.numpy()
+        cases = [c for c in report.cases if c.scene == scene]
+        for case, target, mask in zip(cases, images[1:], masks[1:], strict=True):
             errors = ((images[0] - target) ** 2).mean(axis=(1, 2, 3))
             with np.errstate(divide="ignore"):
                 np.testing.assert_allclose(case.psnr_copy, 10 * np.log10(255.0**2 / errors), rtol=1e-12)
+            shown = mask[1:] > 0  # the ground truth's character pixels after frame 0, all channels
+            assert shown.any()
+            character_error = ((images[0][1:] - target[1:]) ** 2)[shown].mean()
+            assert case.character_psnr_copy == pytest.approx(10 * np.log10(255.0**2 / character_error), rel=1e-12)
+            assert np.isfinite(case.character_psnr_model)
     for scores in report.presets:
         mine = [case for case in report.cases if case.preset == scores.preset]
         assert scores.psnr_copy == pytest.approx(np.mean([case.psnr_copy[1:].mean() for case in mine]))
+        assert scores.character_psnr_copy == pytest.approx(np.mean([case.character_psnr_copy for case in mine]))
 
 
 def test_every_ground_truth_starts_on_the_source_frame(report):
@@ -120,6 +131,8 @@ def test_the_ground_truth_as_result_follows_every_preset(report):
     for scores in perfect.presets:
         assert (scores.follows, scores.psnr_model, scores.ssim_model, scores.frame0_psnr) == (1.0, math.inf, 1.0,
                                                                                               math.inf)  # fmt: skip
+        assert scores.character_psnr_model == math.inf
+        assert scores.character_psnr_model > scores.character_psnr_copy
         assert scores.beats_copy
     assert len(calls) == 10
     video, trajectory, prompt, options = calls[0]
@@ -137,7 +150,10 @@ def test_copying_the_source_does_not_beat_copying_the_source():
     for scores in copied.presets:
         assert (scores.psnr_model, scores.ssim_model) == (scores.psnr_copy, scores.ssim_copy)
         assert not scores.beats_copy
-    assert [line.rsplit(" | ", 1)[1] for line in copied.to_markdown().splitlines()[4:7]] == ["no |", "no |", "0/2 |"]
+    beats = [line.split(" | ")[6] for line in copied.to_markdown().splitlines()[4:7]]  # the "beats copy" column
+    assert beats == ["no", "no", "0/2"]
+    for scores in copied.presets:
+        assert scores.character_psnr_model == scores.character_psnr_copy
 
 
 def test_only_official_presets_are_evaluated():

@@ -23,6 +23,7 @@ from recammaster.models.vae import (
     decode_latents,
     denormalize_latents,
     encode_video,
+    latent_coverage,
     load_wan_vae,
     normalize_latents,
     official_key,
@@ -77,6 +78,20 @@ def video() -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------------------
 # Key layout
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_latent_coverage_averages_over_the_vaes_frame_groups_and_cells() -> None:
+    """Frame 0 alone, then frames 1-4; 2x2 cells: a pixel of frame 0 is a quarter of its cell, a pixel shown in two
+    of frames 1-4 an eighth."""
+    mask = torch.zeros(2, 5, 4, 6, dtype=torch.bool)
+    mask[0, 0, 0, 0] = True
+    mask[0, 1:3, 3, 5] = True
+    mask[1, 1:, 2:4, 2:4] = True
+    expected = torch.zeros(2, 2, 2, 3)
+    expected[0, 0, 0, 0] = 0.25
+    expected[0, 1, 1, 2] = 0.125
+    expected[1, 1, 1, 1] = 1.0
+    assert torch.equal(latent_coverage(mask, 2), expected)
 
 
 def test_full_size_layout_matches_spec_and_diffusers() -> None:

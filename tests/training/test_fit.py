@@ -159,6 +159,10 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warmup_steps=600, decay_steps=500))
     with pytest.raises(ReCamMasterError, match="pool_refilm must be a whole number of cameras"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_refilm=-1))
+    with pytest.raises(ReCamMasterError, match=r"character_weight needs data: synthetic-pool .*, not synthetic$"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", character_weight=4))
+    with pytest.raises(ReCamMasterError, match="character_weight must be a positive number, got 0"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", character_weight=0))
     with pytest.raises(ReCamMasterError, match=r"warm_start starts a from_scratch model.*keep one"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warm_start="w", init_checkpoint="c"))
     (tmp_path / "bad.yaml").write_text("learning_rate: 1\nlearning_speed: 2\n")
@@ -221,7 +225,7 @@ def test_loss_falls_on_a_small_synthetic_set(tmp_path, pipeline_dir):
 def test_scene_pool_items_are_the_streams_pairs_encoded(tiny_pipeline):
     from recammaster.cameras.conventions import camera_condition
     from recammaster.data.synth.engine import make_scene
-    from recammaster.models.vae import encode_video
+    from recammaster.models.vae import encode_video, latent_coverage
     from recammaster.training.data import SyntheticLatentPool
 
     encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
@@ -239,6 +243,10 @@ def test_scene_pool_items_are_the_streams_pairs_encoded(tiny_pipeline):
     condition = camera_condition(spec.trajectories[4].poses, reference=spec.trajectories[7].poses[0])
     np.testing.assert_array_equal(item["camera"].numpy(), condition)
     assert item["text"].shape == (512, 16)
+    _, masks = stream.render_with_masks(spec)  # the target camera's characters, per latent value
+    coverage = latent_coverage(masks[4] > 0, 8).to(torch.bfloat16)
+    assert torch.equal(item["target_characters"], coverage)
+    assert item["target_characters"].shape == expected[0].shape[1:]
 
 
 def test_a_refilming_pool_pairs_cameras_that_share_frame_0(tiny_pipeline):
@@ -282,6 +290,13 @@ def test_a_cached_scene_pool_is_read_back_without_rendering(tiny_pipeline, tmp_p
             assert torch.equal(read[key][name], value), name
     assert torch.equal(read.empty_text(), rendered.empty_text())
 
+    old = torch.load(tmp_path / "pool.pt", weights_only=False)  # a pool file from before character masks were kept
+    del old["characters"]
+    torch.save(old, tmp_path / "old.pt")
+    before = SyntheticLatentPool(None, None, None, **{**options, "cache": tmp_path / "old.pt"})
+    assert "target_characters" not in before[0]
+    assert torch.equal(before[0]["target_latents"], rendered[0]["target_latents"])
+
     with pytest.raises(DatasetError) as error:  # the file is another pool's
         SyntheticLatentPool(None, None, None, **{**options, "seed": 6, "num_frames": 9})
     assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: seed 5 (asked 6), "
@@ -308,6 +323,22 @@ def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_d
     assert (tmp_path / "other" / "checkpoints" / "step3.ckpt").is_file()
     assert not (tmp_path / "other" / POOL_FILE).exists()
     assert (run / POOL_FILE).stat().st_mtime_ns == written
+
+    weighted = dataclasses.replace(config, output_dir=str(tmp_path / "weighted"), pool_file=str(run / POOL_FILE),
+                                   character_weight=4.0, max_steps=1, sample_every=0)  # fmt: skip
+    assert (fit(weighted, progress=False) / "checkpoints" / "step1.ckpt").is_file()
+
+
+def test_character_weight_turns_character_coverage_into_loss_weights():
+    transformer = ReCamMasterTransformer3DModel(**transformer_config("tiny"))
+    coverage = torch.tensor([[[[0.0, 0.25], [1.0, 0.5]]]])
+    weighted = ReCamMasterTraining(transformer, trainable="full", character_weight=5.0)
+    assert torch.equal(
+        weighted.loss_weights({"target_characters": coverage}), torch.tensor([[[[1.0, 2.0], [5.0, 3.0]]]])
+    )
+    with pytest.raises(ValueError, match="character_weight needs batches with target_characters"):
+        weighted.loss_weights({"target_latents": torch.zeros(1)})
+    assert ReCamMasterTraining(transformer, trainable="full").loss_weights({"target_characters": coverage}) is None
 
 
 def test_a_time_limit_stops_each_invocation_and_the_next_one_goes_on(tmp_path, pipeline_dir):

@@ -68,16 +68,12 @@ def generators(*seeds):
     return [torch.Generator().manual_seed(seed) for seed in seeds]
 
 
-def test_loss_is_the_weighted_velocity_error_on_the_target_half():
-    target, source, text, camera = batch()
-    model, schedule = Recorder(), TrainingSchedule()
-    out = flow_matching_loss(model, target, source, text, camera, schedule, generators(7, 8))
-
-    # each sample's draws by hand, in the order the spec lists them: index, then noise (from a generator of the
-    # latents' device, seeded by the sample's generator)
+def draws_by_hand(target, seeds):
+    """Each sample's draws, in the order the spec lists them: index, then noise (from a generator of the latents'
+    device, seeded by the sample's generator): noisy targets, timesteps, loss weights and noises."""
     sigma, t, w = spec_schedule()
     rows, timesteps, weights, noises = [], [], [], []
-    for sample, generator in enumerate(generators(7, 8)):
+    for sample, generator in enumerate(generators(*seeds)):
         index = torch.randint(0, 1000, (1,), generator=generator).item()
         rounded = torch.tensor(t[index]).float().to(torch.bfloat16).float()
         entry = np.abs(t - rounded.double().item()).argmin()
@@ -87,14 +83,42 @@ def test_loss_is_the_weighted_velocity_error_on_the_target_half():
         timesteps.append(rounded)
         weights.append(float(w[entry]))
         noises.append(noise)
-    x = torch.cat([torch.stack(rows), source], dim=2)
+    return torch.stack(rows), torch.stack(timesteps), torch.tensor(weights), torch.stack(noises)
+
+
+def test_loss_is_the_weighted_velocity_error_on_the_target_half():
+    target, source, text, camera = batch()
+    model, schedule = Recorder(), TrainingSchedule()
+    out = flow_matching_loss(model, target, source, text, camera, schedule, generators(7, 8))
+
+    rows, timesteps, weights, noises = draws_by_hand(target, (7, 8))
+    x = torch.cat([rows, source], dim=2)
     x_seen, t_seen, _, _ = model.calls[0]
     torch.testing.assert_close(x_seen, x)
-    torch.testing.assert_close(t_seen, torch.stack(timesteps))
-    velocity = torch.stack(noises) - target
-    per_sample = ((0.5 * x[:, :, :3] - velocity) ** 2).flatten(1).mean(1) * torch.tensor(weights)
+    torch.testing.assert_close(t_seen, timesteps)
+    velocity = noises - target
+    per_sample = ((0.5 * x[:, :, :3] - velocity) ** 2).flatten(1).mean(1) * weights
     torch.testing.assert_close(out.per_sample, per_sample)
     torch.testing.assert_close(out.loss, per_sample.mean())
+
+
+def test_position_weights_make_each_samples_error_a_weighted_mean():
+    """Weights per latent position (B, F, h, w), shared by the channels: sum(w e) / sum(w) per sample, by hand;
+    weights that are all one give the plain loss."""
+    target, source, text, camera = batch()
+    positions = 1 + 3 * torch.rand(2, 3, 2, 2, generator=torch.Generator().manual_seed(4))
+    out = flow_matching_loss(Recorder(), target, source, text, camera, TrainingSchedule(), generators(7, 8),
+                             weights=positions)  # fmt: skip
+
+    rows, _, weights, noises = draws_by_hand(target, (7, 8))
+    error = (0.5 * rows - (noises - target)) ** 2  # (B, C, F, h, w)
+    expected = torch.stack([(error[b] * positions[b]).sum() / (4 * positions[b].sum()) for b in range(2)]) * weights
+    torch.testing.assert_close(out.per_sample, expected)
+    plain = flow_matching_loss(Recorder(), target, source, text, camera, TrainingSchedule(), generators(7, 8))
+    ones = flow_matching_loss(Recorder(), target, source, text, camera, TrainingSchedule(), generators(7, 8),
+                              weights=torch.ones(2, 3, 2, 2))  # fmt: skip
+    torch.testing.assert_close(ones.per_sample, plain.per_sample)
+    assert not torch.allclose(out.per_sample, plain.per_sample)
 
 
 def test_a_samples_draws_do_not_depend_on_its_batch():

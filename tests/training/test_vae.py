@@ -66,6 +66,76 @@ def test_samples_interleave_scenes_and_windows_are_frame_groups():
     assert -1 <= whole.min() < whole.max() <= 1
 
 
+def test_samples_carry_the_engines_character_masks():
+    """An item's ``characters`` are the pixels the renderer's own mask output gives a character id, for the item's
+    window; the engine's scenes show characters, so the masks are neither empty nor full."""
+    from recammaster.data.synth.engine import render_scene
+
+    clips = SyntheticClips(3, size=16, render_frames=9, clip_frames=5, windows_per_camera=2, scenes_at_once=2)
+    scene, camera, start = clips.locate(5)
+    item = clips[5]
+    spec = make_scene(3, scene, 9)
+    rendered = render_scene(spec, 16, masks=True)
+    assert item["characters"].dtype == torch.bool
+    assert torch.equal(item["characters"], torch.from_numpy(rendered.masks[camera, start : start + 5] > 0))
+    assert torch.equal(
+        item["video"], SyntheticPairStream.to_video(torch.from_numpy(rendered.images[camera]))[:, start : start + 5]
+    )
+    assert 0 < item["characters"].float().mean() < 1
+
+
+def test_character_weight_weighs_the_character_pixels_error():
+    """The weighted L1 against an independent computation from the same posterior draws: character pixels count
+    ``character_weight`` times, the mean keeps its scale; weight 1, or no masks, is the plain mean."""
+    from recammaster.models.whole_clip_vae import decode_whole_clip, encode_whole_clip
+    from recammaster.training.module import sample_generators
+    from recammaster.training.vae import vae_loss
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=4).eval()
+    video = torch.rand(2, 3, 5, 16, 16) * 2 - 1
+    characters = torch.zeros(2, 5, 16, 16, dtype=torch.bool)
+    characters[0, :, 4:9, 6:8] = True
+    characters[1, 2:, 10:, :3] = True
+
+    with torch.no_grad():
+        posterior = encode_whole_clip(vae, video)
+        noise = torch.stack([torch.randn(posterior.mean.shape[1:], generator=g) for g in sample_generators(0, [7, 8])])
+        error = (decode_whole_clip(vae, posterior.mean + posterior.std * noise) - video).abs()  # (2, 3, 5, 16, 16)
+        inside, outside = (
+            error[characters.unsqueeze(1).expand_as(error)],
+            error[~characters.unsqueeze(1).expand_as(error)],
+        )
+        expected = (4.0 * inside.sum() + outside.sum()) / (4.0 * inside.numel() + outside.numel())
+
+        def l1(*options):
+            return vae_loss(vae, video, sample_generators(0, [7, 8]), 0.0, *options).l1.item()
+
+        assert l1(characters, 4.0) == pytest.approx(expected.item(), rel=1e-5)
+        assert l1(characters, 1.0) == pytest.approx(error.mean().item(), rel=1e-5)
+        assert l1() == pytest.approx(error.mean().item(), rel=1e-5)
+        assert l1(characters, 4.0) != pytest.approx(l1(), rel=1e-3)
+
+
+def test_held_out_character_psnr_is_the_psnr_of_the_character_pixels():
+    from recammaster.models.whole_clip_vae import decode_whole_clip, encode_whole_clip
+    from recammaster.training.vae import evaluate
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=4).eval()
+    clips = [torch.rand(3, 5, 16, 16) * 2 - 1 for _ in range(3)]
+    characters = [torch.rand(5, 16, 16) < 0.1 for _ in range(3)]
+    result = evaluate(vae, clips, characters, batch_size=2)
+    with torch.no_grad():
+        errors = [(decode_whole_clip(vae, encode_whole_clip(vae, c[None]).mean)[0] - c).square() for c in clips]
+    squared = torch.cat([e[m.unsqueeze(0).expand_as(e)] for e, m in zip(errors, characters, strict=True)])
+    assert result["character_psnr"] == pytest.approx(10 * torch.log10(4 / squared.mean()).item(), abs=1e-3)
+    assert result["psnr"] == pytest.approx(
+        torch.stack([10 * torch.log10(4 / e.mean()) for e in errors]).mean().item(), abs=1e-3
+    )
+    assert evaluate(vae, clips, [torch.zeros(5, 16, 16, dtype=torch.bool)] * 3, 2)["character_psnr"] is None
+
+
 def test_learning_rate_rises_linearly_over_the_warmup_then_stays():
     module = VaeTraining(AutoencoderKLWan(base_dim=4), learning_rate=1e-3, kl_weight=0.0, seed=0, warmup_steps=3)
     optimizers = module.configure_optimizers()
@@ -99,7 +169,7 @@ def test_saved_vae_loads_with_latents_normalised_on_the_held_out_clips(straight)
     vae = load_wan_vae(straight / VAE_FOLDER)
     assert vae.dtype == torch.float32
     assert vae.config.base_dim == 4
-    clips = torch.stack(held_out_clips(tiny_config(straight)))  # (2, 3, 9, 16, 16): full length
+    clips = torch.stack(held_out_clips(tiny_config(straight))[0])  # (2, 3, 9, 16, 16): full length
     latents = encode_video(vae, clips)  # (2, 16, 3, 2, 2)
     std, mean = torch.std_mean(latents.transpose(0, 1).flatten(1), dim=1)
     torch.testing.assert_close(mean, torch.zeros(16), atol=1e-4, rtol=0)
@@ -107,7 +177,11 @@ def test_saved_vae_loads_with_latents_normalised_on_the_held_out_clips(straight)
 
     metrics = json.loads((straight / METRICS_FILE).read_text())
     assert (metrics["steps"], metrics["held_out_clips"], metrics["frames"]) == (6, 2, 9)
-    assert metrics["psnr_db"] == pytest.approx(psnr(decode_latents(vae, latents), clips).mean().item(), abs=1e-3)
+    reconstruction = decode_latents(vae, latents)
+    assert metrics["psnr_db"] == pytest.approx(psnr(reconstruction, clips).mean().item(), abs=1e-3)
+    shown = torch.stack(held_out_clips(tiny_config(straight))[1]).unsqueeze(1).expand_as(clips)
+    character_mse = (reconstruction - clips)[shown].square().mean()
+    assert metrics["character_psnr_db"] == pytest.approx(10 * torch.log10(4 / character_mse).item(), abs=1e-3)
 
 
 def test_loss_falls_on_unseen_frames_of_the_training_scenes(tmp_path):
@@ -140,6 +214,7 @@ def test_loss_falls_on_unseen_frames_of_the_training_scenes(tmp_path):
             "size: 18\nvae_config: {dim_mult: [1, 2, 4], temperal_downsample: [true, true]}\n",
             "vae training config: size must be a positive multiple of 4, got 18",
         ),
+        ("character_weight: 0\n", "vae training config: character_weight must be positive, got 0"),
         ("train_part: encoder\n", "vae training config: train_part must be one of all, decoder, got 'encoder'"),
         (
             "train_part: decoder\n",
@@ -168,7 +243,7 @@ def test_a_4x_spatial_vae_trains_and_exports(tmp_path):
     four_x = {"base_dim": 4, "dim_mult": [1, 2, 4], "temperal_downsample": [True, True], "scale_factor_spatial": 4}
     config = tiny_config(tmp_path / "run", vae_config=four_x, size=12, max_steps=2, checkpoint_every=0)
     vae = load_wan_vae(train_vae(config, progress=False) / VAE_FOLDER)
-    clips = torch.stack(held_out_clips(config))  # (2, 3, 9, 12, 12)
+    clips = torch.stack(held_out_clips(config)[0])  # (2, 3, 9, 12, 12)
     latents = encode_video(vae, clips)
     assert latents.shape == (2, 16, 3, 3, 3)
     torch.testing.assert_close(latents.transpose(0, 1).flatten(1).mean(1), torch.zeros(16), atol=1e-4, rtol=0)
@@ -220,7 +295,7 @@ def test_a_vae_of_fewer_latent_channels_warm_starts_from_all_but_the_layers_next
     config = tiny_config(tmp_path / "run", vae_config={**four_x, "z_dim": 4}, size=12, max_steps=2, checkpoint_every=0,
                          warm_start=str(tmp_path / "sixteen"))  # fmt: skip
     vae = load_wan_vae(train_vae(config, progress=False) / VAE_FOLDER)
-    assert encode_video(vae, torch.stack(held_out_clips(config))).shape == (2, 4, 3, 3, 3)
+    assert encode_video(vae, torch.stack(held_out_clips(config)[0])).shape == (2, 4, 3, 3, 3)
     assert len(vae.config.latents_mean) == len(vae.config.latents_std) == 4  # measured on its own latents
 
 
@@ -241,7 +316,7 @@ def test_decoder_only_run_keeps_the_encoder_and_its_latents(tmp_path, straight):
     assert after.config.latents_mean == before.config.latents_mean
     assert after.config.latents_std == before.config.latents_std
 
-    clips = torch.stack(held_out_clips(config))
+    clips = torch.stack(held_out_clips(config)[0])
     latents = encode_video(before, clips)
     torch.testing.assert_close(encode_video(after, clips), latents, rtol=0, atol=0)
     metrics = json.loads((tmp_path / "decoder" / METRICS_FILE).read_text())

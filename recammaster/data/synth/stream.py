@@ -23,7 +23,7 @@ import torch
 from recammaster.cameras.conventions import camera_condition, latent_frame_indices
 from recammaster.cameras.lens import Lens
 from recammaster.data.synth.engine import CAMERAS, make_scene, to_render_scene
-from recammaster.data.synth.render import render_tensors
+from recammaster.data.synth.render import RenderTensors, render_tensors
 from recammaster.data.synth.scene import NUM_FRAMES, SceneSpec, describe_scene
 
 _PAIR_STREAM = 1  # a third seed word, so pair draws never share a generator with scene draws
@@ -97,11 +97,20 @@ class SyntheticPairStream:
 
     def render(self, spec: SceneSpec) -> torch.Tensor:
         """All ten cameras of a scene as uint8 (cameras, T, H, W, 3) on the device."""
+        return self._render(spec, masks=False).images
+
+    def render_with_masks(self, spec: SceneSpec) -> tuple[torch.Tensor, torch.Tensor]:
+        """All ten cameras' images, as :meth:`render`, and where the characters are: uint8 (cameras, T, H, W),
+        0 for none, k for the k-th character (from one ray of each pixel when supersampling). Masks cost no
+        extra rays."""
+        out = self._render(spec, masks=True)
+        return out.images, out.masks
+
+    def _render(self, spec: SceneSpec, *, masks: bool) -> RenderTensors:
         poses = np.stack([t.poses for t in spec.trajectories])
         intrinsics = crop_intrinsics(spec.lens, self.height, self.width)
-        out = render_tensors(to_render_scene(spec), poses, intrinsics, (self.height, self.width), device=self.device,
-                             supersample=self.supersample)  # fmt: skip
-        return out.images
+        return render_tensors(to_render_scene(spec), poses, intrinsics, (self.height, self.width), device=self.device,
+                              supersample=self.supersample, masks=masks)  # fmt: skip
 
     @staticmethod
     def to_video(images: torch.Tensor) -> torch.Tensor:
