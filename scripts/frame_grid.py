@@ -1,6 +1,6 @@
 """Frames of several videos side by side: one row per video, one column per frame, for comparing models by eye.
 
-    python scripts/frame_grid.py OUT.png LABEL=VIDEO [LABEL=VIDEO ...] [--frames 0 40 80] [--title TEXT]
+    python scripts/frame_grid.py OUT.png LABEL=VIDEO [LABEL=VIDEO ...] [--frames 0 40 80] [--title TEXT] [--overwrite]
 
 (docs/images/embedded-releases.png: the bundled clip and two releases' re-renders of it.)
 """
@@ -36,7 +36,10 @@ def main() -> None:
     parser.add_argument("videos", nargs="+", help="LABEL=VIDEO, one row each")
     parser.add_argument("--frames", type=int, nargs="+", default=[0, 40, 80])
     parser.add_argument("--title", default="")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args()
+    if Path(args.output).exists() and not args.overwrite:
+        parser.error(f"{args.output} exists already; pass --overwrite to replace it")
     rows = [entry.split("=", 1) for entry in args.videos]
     if any(len(row) != 2 for row in rows):
         parser.error("each video is LABEL=VIDEO")
@@ -53,7 +56,7 @@ def main() -> None:
     axis.tick_params(length=0)
     axis.set_frame_on(False)
     figure.suptitle(args.title, fontsize=9)
-    with atomic_output(args.output) as temporary:
+    with atomic_output(args.output, overwrite=args.overwrite) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
     print(f"wrote {args.output}")
 

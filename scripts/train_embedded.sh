@@ -18,11 +18,10 @@
 # stage, and two transformer stages (configs/embedded-4x.yaml, warm-started from the second release's blocks, and
 # configs/embedded-4x-refine.yaml); REFINE_2 is then skipped. BASE_VAE names another VAE for its base (a VAE
 # trained elsewhere, say). LAYOUT=4x4c runs the recipe of the 4x VAE with 4 latent channels: one VAE stage
-# (configs/embedded-4x4c-vae.yaml, warm-started from the 4x VAE its warm_start names), its base, and two
-# transformer stages (configs/embedded-4x4c.yaml and -refine.yaml); VAE_LONG, VAE_DECODER and REFINE_2 are skipped.
-# LAYOUT=4x4c-characters trains on from the shipped model with the characters weighed more (docs/embedded.md): one
-# VAE stage (configs/embedded-4x4c-characters-vae.yaml), its base, and one transformer stage
-# (configs/embedded-4x4c-characters.yaml); only VAE and FIT are used.
+# (configs/embedded-4x4c-vae.yaml, warm-started from the 4x VAE its warm_start names), its decoder trained on with
+# the characters weighed more (VAE_DECODER: configs/embedded-4x4c-characters-vae-decoder.yaml; the latents stay
+# the first stage's), the base from that VAE, and two transformer stages (configs/embedded-4x4c.yaml and
+# -refine.yaml); VAE_LONG and REFINE_2 are skipped.
 set -euo pipefail
 VAE_MINUTES=${1:-8}
 VAE_LONG_MINUTES=${2:-4}
@@ -40,14 +39,9 @@ if [ "${LAYOUT:-8x}" = 4x ]; then
     REFINE_2_MINUTES=0
 elif [ "${LAYOUT:-8x}" = 4x4c ]; then
     PREFIX=embedded-4x4c
-    STAGES=(vae "" "" "" refine)
-    BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-vae/vae}
-    VAE_LONG_MINUTES=0 VAE_DECODER_MINUTES=0 REFINE_2_MINUTES=0
-elif [ "${LAYOUT:-8x}" = 4x4c-characters ]; then
-    PREFIX=embedded-4x4c-characters
-    STAGES=(vae "" "" "" "")
-    BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-characters-vae/vae}
-    VAE_LONG_MINUTES=0 VAE_DECODER_MINUTES=0 REFINE_MINUTES=0 REFINE_2_MINUTES=0
+    STAGES=(vae "" characters-vae-decoder "" refine)
+    BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-characters-vae-decoder/vae}  # the first stage's latents, its decoder
+    VAE_LONG_MINUTES=0 REFINE_2_MINUTES=0
 else
     PREFIX=embedded
     STAGES=(vae vae-long vae-decoder "" refine refine-2)

@@ -31,6 +31,7 @@ from lightning.pytorch.callbacks import ThroughputMonitor
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
+from recammaster.data.multicam import DatasetError
 from recammaster.data.synth import SyntheticPairs
 from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.fileio import write_text_atomic
@@ -248,6 +249,9 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
         pool = SyntheticLatentPool(pipeline.vae, pipeline.tokenizer, pipeline.text_encoder, seed=seed,
                                    num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
                                    device=device, cache=None if held_out else kept, **size)  # fmt: skip
+        if config.character_weight != 1 and pool.characters is None:
+            raise DatasetError(f"{kept}: a scene pool written before character masks were kept, which "
+                               "character_weight needs; name another pool file")  # fmt: skip
         return pool, False
     return SyntheticPairs(seed=seed, device=device, pairs_per_scene=config.pairs_per_scene, **size), True
 

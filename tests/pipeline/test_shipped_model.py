@@ -49,7 +49,7 @@ def test_without_official_weights_render_takes_the_shipped_model_at_its_settings
 
 
 def test_the_shipped_pipeline_loads_as_the_embedded_architecture():
-    """The third release: 4x4 patches of the VAE's 4 channels over latents 4x smaller than the frames."""
+    """Since the third release: 4x4 patches of the VAE's 4 channels over latents 4x smaller than the frames."""
     pipeline = ReCamMasterPipeline.load(EMBEDDED_MODEL_DIR, torch_dtype=torch.float32)
     assert (spatial_factor(pipeline.vae.config), pipeline.vae.config.z_dim) == (4, 4)
     config = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}

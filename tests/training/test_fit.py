@@ -327,6 +327,12 @@ def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_d
     weighted = dataclasses.replace(config, output_dir=str(tmp_path / "weighted"), pool_file=str(run / POOL_FILE),
                                    character_weight=4.0, max_steps=1, sample_every=0)  # fmt: skip
     assert (fit(weighted, progress=False) / "checkpoints" / "step1.ckpt").is_file()
+    old = torch.load(run / POOL_FILE, weights_only=False)  # a pool file from before character masks were kept
+    del old["characters"]
+    torch.save(old, tmp_path / "old_pool.pt")
+    with pytest.raises(DatasetError, match=r"old_pool\.pt: a scene pool written before character masks were kept"):
+        fit(dataclasses.replace(weighted, output_dir=str(tmp_path / "old"), pool_file=str(tmp_path / "old_pool.pt")),
+            progress=False)  # fmt: skip
 
 
 def test_character_weight_turns_character_coverage_into_loss_weights():
