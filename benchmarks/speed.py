@@ -2,9 +2,12 @@
 
 Random weights at full size, bf16, 81 frames at 480x832 (65,520 tokens with the source). Parts:
 
-- ``forward``: one transformer forward with each of diffusers' attention backends that run here, then
-  with its blocks compiled (``compile_repeated_blocks``); each output against a float32 forward, whose
-  distance to the default bf16 forward is the bf16 noise that "exact" allows.
+- ``attention``: one self-attention call at that size (12 heads of 128) on each SDPA kernel: seconds, TFLOP/s,
+  and the first 1,024 query rows against a float32 computation.
+- ``forward``: one transformer forward with each attention kernel that runs here (``--flash4`` adds
+  FlashAttention-4, needs the flash-attn-4 package), then the default and the fastest with their blocks
+  compiled (``compile_repeated_blocks``); each output against a float32 forward, whose distance to the
+  default bf16 forward is the bf16 noise that "exact" allows.
 - ``kernels``: 8 guided sampling steps with the cuDNN backend, and with compiled blocks, against the default:
   how far two exact computations drift apart over a sampling run (the yardstick for the ring's drift on
   several GPUs).
@@ -12,7 +15,7 @@ Random weights at full size, bf16, 81 frames at 480x832 (65,520 tokens with the 
   the transformer): upstream's 50 steps with guidance 5 projected from ``--exact-steps`` timed steps (all 50
   run when it is 50), and fast-mode settings run end to end; ``--compile``: with compiled blocks.
 
-    python benchmarks/speed.py [--parts forward,kernels,render] [--fast 10:2 8:4] [--compile]
+    python benchmarks/speed.py [--parts attention,forward,kernels,render] [--fast 10:2 8:4] [--compile] [--flash4]
 
 Prints a markdown table per part; with $OUT set, also writes $OUT/speed_<part>.json.
 """
@@ -31,6 +34,7 @@ from pipeline_memory import StandInTokenizer
 from transformers import UMT5EncoderModel
 
 from recammaster.cameras import get_preset
+from recammaster.models.attention import FLASH4, set_attention
 from recammaster.models.configs import transformer_config
 from recammaster.models.text_encoder import UMT5_XXL_CONFIG
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
@@ -40,7 +44,8 @@ from recammaster.pipeline.sampler import flow_match_sigmas
 
 DEVICE, DTYPE = torch.device("cuda"), torch.bfloat16
 SIZE = "wan2.1-t2v-1.3b"
-BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient")
+BACKENDS = ["native", "_native_cudnn", "_native_flash", "_native_efficient"]  # --flash4 adds flash4
+SDPA_KERNELS = ["CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION"]
 LATENT_FRAMES, HEIGHT, WIDTH = 21, 480, 832
 
 
@@ -60,6 +65,43 @@ def relative(output: torch.Tensor, reference: torch.Tensor) -> float:
     return ((output.float() - reference.float()).abs().mean() / reference.float().abs().mean()).item()
 
 
+def attention_part(repeats: int) -> None:
+    """The kernels alone: 30 of these calls are 70% of a forward (2026-11-25 profile)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    tokens, heads, head_dim, rows_checked = 2 * LATENT_FRAMES * (HEIGHT // 16) * (WIDTH // 16), 12, 128, 1024
+    generator = torch.Generator(DEVICE).manual_seed(3)
+    query, key, value = (torch.randn(1, heads, tokens, head_dim, generator=generator, device=DEVICE).to(DTYPE)
+                         for _ in range(3))  # fmt: skip
+    scores = query[:, :, :rows_checked].float() @ key.float().transpose(-1, -2) / head_dim**0.5
+    reference = torch.softmax(scores, dim=-1) @ value.float()
+    del scores
+    flops = 4 * tokens * tokens * head_dim * heads
+    rows = []
+    for name in SDPA_KERNELS:
+
+        def call(name: str = name) -> torch.Tensor:
+            with sdpa_kernel(getattr(SDPBackend, name)):
+                return torch.nn.functional.scaled_dot_product_attention(query, key, value)
+
+        try:
+            output = call()
+            seconds, _ = timed(call, repeats)
+        except RuntimeError as error:  # a kernel this build or card lacks
+            print(f"{name}: {error}".splitlines()[0], flush=True)
+            continue
+        rows.append((name, 1000 * seconds, flops / seconds / 1e12, relative(output[:, :, :rows_checked], reference)))
+        print(rows[-1], flush=True)
+    flash = getattr(torch.nn.attention, "current_flash_attention_impl", lambda: None)() or "FA2"
+    report(
+        f"One attention call, {tokens:,} tokens, {heads} heads of {head_dim}, bf16 ({torch.cuda.get_device_name()}, "
+        f"torch {torch.__version__}; FLASH_ATTENTION is {flash}), min of {repeats}; difference of the "
+        f"first {rows_checked} rows to float32",
+        ["SDPA kernel", "ms / call", "TFLOP/s", "difference to float32"], rows, ["", ".1f", ".0f", ".2e"],
+        "speed_attention",
+    )  # fmt: skip
+
+
 def forward_part(repeats: int) -> None:
     model, arguments = transformer(), inputs()
     with torch.no_grad():
@@ -69,7 +111,7 @@ def forward_part(repeats: int) -> None:
     rows = []
     for backend in BACKENDS:
         try:
-            model.set_attention_backend(backend)
+            set_attention(model, backend)
             with torch.no_grad():
                 output = model(*arguments).sample
             seconds, peak = timed(partial(model, *arguments), repeats)
@@ -79,16 +121,21 @@ def forward_part(repeats: int) -> None:
         rows.append((backend, seconds, relative(output, reference), peak))
         print(rows[-1], flush=True)
     best = min(rows, key=lambda row: row[1])[0]
-    model.set_attention_backend(best)
-    model.compile_repeated_blocks(fullgraph=True)
-    start = time.perf_counter()
-    with torch.no_grad():
-        output = model(*arguments).sample
-    torch.cuda.synchronize()
-    compile_seconds = time.perf_counter() - start
-    seconds, peak = timed(partial(model, *arguments), repeats)
-    rows.append((f"{best}, compiled blocks ({compile_seconds:.0f} s to compile)", seconds,
-                 relative(output, reference), peak))  # fmt: skip
+    del model
+    for backend in dict.fromkeys(("native", best)):  # each compiled on a fresh model: one graph per kernel
+        model = transformer()
+        set_attention(model, backend)
+        model.compile_repeated_blocks(fullgraph=True)
+        start = time.perf_counter()
+        with torch.no_grad():
+            output = model(*arguments).sample
+        torch.cuda.synchronize()
+        compile_seconds = time.perf_counter() - start
+        seconds, peak = timed(partial(model, *arguments), repeats)
+        rows.append((f"{backend}, compiled blocks ({compile_seconds:.0f} s to compile)", seconds,
+                     relative(output, reference), peak))  # fmt: skip
+        print(rows[-1], flush=True)
+        del model
     report(
         f"Transformer forward, 65,520 tokens ({torch.cuda.get_device_name()}, torch {torch.__version__}), bf16, "
         f"min of {repeats}; difference: mean |bf16 - float32| / mean |float32|",
@@ -127,7 +174,7 @@ def render_part(exact_steps: int, fast: list[str], backend: str, compiled: bool)
         vae=random_model(partial(AutoencoderKLWan, **WAN_VAE_CONFIG), DEVICE, DTYPE),
     )
     pipeline.set_progress_bar_config(disable=True)
-    pipeline.transformer.set_attention_backend(backend)
+    set_attention(pipeline.transformer, backend)
     if compiled:
         pipeline.transformer.compile_repeated_blocks()
     video = (np.random.default_rng(0).random((81, HEIGHT, WIDTH, 3)) * 255).astype(np.uint8)
@@ -173,15 +220,24 @@ def render_part(exact_steps: int, fast: list[str], backend: str, compiled: bool)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="forward,kernels,render")
+    parser.add_argument("--parts", default="attention,forward,kernels,render")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kernel-steps", type=int, default=8)
     parser.add_argument("--exact-steps", type=int, default=4)
     parser.add_argument("--fast", nargs="*", default=["10:2", "8:4"], help="steps:source_reuse settings")
     parser.add_argument("--backend", default="native", help="the render part's attention backend")
     parser.add_argument("--compile", action="store_true", help="the render part with compiled blocks")
+    parser.add_argument("--flash4", action="store_true", help="FlashAttention-4 behind SDPA's flash kernel, and "
+                        "flash4 among the forward part's kernels (needs the flash-attn-4 package)")  # fmt: skip
     arguments = parser.parse_args()
     parts = arguments.parts.split(",")
+    if arguments.flash4:
+        from recammaster.models.attention import enable_flash_attention_4
+
+        enable_flash_attention_4()
+        BACKENDS[BACKENDS.index("_native_flash")] = FLASH4  # the same kernel from now on
+    if "attention" in parts:
+        attention_part(arguments.repeats)
     if "forward" in parts:
         forward_part(arguments.repeats)
     if "kernels" in parts:

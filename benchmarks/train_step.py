@@ -8,6 +8,8 @@ one warm-up step; the table gives the median step.
     python benchmarks/train_step.py                     # upstream's trainable set, gradient checkpointing
     python benchmarks/train_step.py --variants all      # also without checkpointing, and LoRA
     python benchmarks/train_step.py --variants compiled # upstream's set with and without compiled blocks
+    python benchmarks/train_step.py --variants compiled --attention native flash4  # each on both kernels
+    python benchmarks/train_step.py --variants selective --attention flash4  # compiled, full vs selective
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import lightning as L
 import torch
 
 from benchmarks.common import RandomLatents, random_model, report
+from recammaster.models.attention import ATTENTION_KERNELS, set_attention
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.training.module import ReCamMasterTraining
 from recammaster.training.trainable import count_trainable
 
 TOKENS = 2 * 21 * 30 * 52  # target + source after 2x2 patches
+CHECKPOINTING_NAMES = {False: "off", True: "on", "selective": "selective"}
 
 
 class StepTimer(L.Callback):
@@ -43,10 +47,11 @@ class StepTimer(L.Callback):
             torch.cuda.reset_peak_memory_stats()
 
 
-def measure(trainable: str, checkpointing: bool, steps: int, compiled: bool = False) -> tuple:
+def measure(trainable: str, checkpointing: bool | str, steps: int, compiled: bool = False, attention: str = "native"):
     device = torch.device("cuda")
     transformer = random_model(lambda: ReCamMasterTransformer3DModel(**transformer_config("wan2.1-t2v-1.3b")),
                                device, torch.bfloat16)  # fmt: skip
+    set_attention(transformer, attention)
     module = ReCamMasterTraining(transformer, trainable=trainable, gradient_checkpointing=checkpointing,
                                  compile_blocks=compiled)  # fmt: skip
     timer = StepTimer()
@@ -57,13 +62,13 @@ def measure(trainable: str, checkpointing: bool, steps: int, compiled: bool = Fa
     try:
         trainer.fit(module, train_dataloaders=loader)
     except torch.OutOfMemoryError:
-        return (trainable, "on" if checkpointing else "off", compiled, count_trainable(module) / 1e6, float("nan"),
-                float("nan"), float("nan"))  # fmt: skip
+        return (trainable, CHECKPOINTING_NAMES[checkpointing], compiled, attention, count_trainable(module) / 1e6,
+                float("nan"), float("nan"), float("nan"))  # fmt: skip
     finally:
         del trainer
     step = statistics.median(timer.times[1:])
     peak = torch.cuda.max_memory_allocated() / 2**30
-    result = (trainable, "on" if checkpointing else "off", compiled, count_trainable(module) / 1e6, step,
+    result = (trainable, CHECKPOINTING_NAMES[checkpointing], compiled, attention, count_trainable(module) / 1e6, step,
               TOKENS / step, peak)  # fmt: skip
     del module, transformer
     torch.cuda.empty_cache()
@@ -73,22 +78,28 @@ def measure(trainable: str, checkpointing: bool, steps: int, compiled: bool = Fa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--variants", choices=("upstream", "all", "compiled"), default="upstream")
+    parser.add_argument("--variants", choices=("upstream", "all", "compiled", "selective"), default="upstream")
+    parser.add_argument("--attention", nargs="+", choices=ATTENTION_KERNELS, default=["native"],
+                        help="run every variant on each of these attention kernels")  # fmt: skip
     arguments = parser.parse_args()
     variants = [("camera-attention", True, False)]
     if arguments.variants == "all":
         variants += [("lora", True, False), ("camera-attention", False, False)]
     if arguments.variants == "compiled":
         variants += [("camera-attention", True, True)]
+    if arguments.variants == "selective":  # self-attention outputs kept, the rest recomputed; both compiled
+        variants = [("camera-attention", True, True), ("camera-attention", "selective", True)]
     rows = []
-    for trainable, checkpointing, compiled in variants:
-        rows.append(measure(trainable, checkpointing, arguments.steps, compiled))
-        print(rows[-1], flush=True)
+    for attention in arguments.attention:
+        for trainable, checkpointing, compiled in variants:
+            rows.append(measure(trainable, checkpointing, arguments.steps, compiled, attention))
+            print(rows[-1], flush=True)
     report(
         f"ReCamMaster-1.3B training step, batch 1, 81 frames 480x832 ({TOKENS:,} tokens), bf16-mixed, "
         f"{torch.cuda.get_device_name()}",
-        ["trainable", "grad. checkpointing", "compiled blocks", "trained (M)", "s / step", "tokens / s", "peak GiB"],
-        rows, ["s", "s", "", ".1f", ".2f", ",.0f", ".1f"], "train_step",
+        ["trainable", "grad. checkpointing", "compiled blocks", "attention", "trained (M)", "s / step", "tokens / s",
+         "peak GiB"],
+        rows, ["s", "s", "", "s", ".1f", ".2f", ",.0f", ".1f"], "train_step",
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths to the golden files, and a tiny real umT5-style tokenizer."""
+"""Shared test fixtures: paths to the golden files, a tiny real umT5-style tokenizer, and diffusers' attention
+backend put back after each test."""
 
 import sys
 from pathlib import Path
@@ -10,6 +11,17 @@ from recammaster.cli import main
 from recammaster.models.text_encoder import train_tokenizer
 
 GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def _process_attention_backend():
+    """Setting a model's attention backend also sets diffusers' process-wide default (every model whose
+    processors name none); put it back, so a test's kernel choice does not reach the next test's models."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    active = _AttentionBackendRegistry._active_backend
+    yield
+    _AttentionBackendRegistry.set_active_backend(active)
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,14 @@ CompileOpt = Annotated[
     bool,
     typer.Option("--compile", help="torch.compile the transformer's blocks: ~10% faster steps after the first video."),
 ]
+AttentionOpt = Annotated[
+    str,
+    typer.Option(
+        "--attention",
+        help="Attention kernel: native (torch's choice: cuDNN on an H100), _native_cudnn, _native_flash, "
+        "_native_efficient, or flash4 (FlashAttention-4, the flash4 extra: steps 12% shorter at 1.3B on an H200).",
+    ),
+]
 SideBySideOpt = Annotated[
     bool, typer.Option("--side-by-side", help="Also write source | result with a trajectory inset.")
 ]
@@ -158,6 +166,7 @@ def render_command(
     source_reuse: SourceReuseOpt = 1,
     solver: SolverOpt = "euler",
     compile_blocks: CompileOpt = False,
+    attention: AttentionOpt = "native",
     model_dir: ModelDirOpt = None,
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = None,
@@ -169,6 +178,7 @@ def render_command(
     """Re-film a video along a new camera trajectory."""
     from tqdm import tqdm
 
+    from recammaster.models.attention import ATTENTION_KERNELS
     from recammaster.pipeline.loading import OFFLOAD_MODES, choose_model, load_pipeline
     from recammaster.pipeline.recammaster_pipeline import check_render_inputs
     from recammaster.pipeline.sampler import SOLVERS
@@ -185,6 +195,8 @@ def render_command(
         raise ReCamMasterError(f"--solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if offload not in OFFLOAD_MODES:
         raise ReCamMasterError(f"--offload must be one of {', '.join(OFFLOAD_MODES)}, got {offload!r}")
+    if attention not in ATTENTION_KERNELS:
+        raise ReCamMasterError(f"--attention must be one of {', '.join(ATTENTION_KERNELS)}, got {attention!r}")
     fit = "loop" if loop else "resample" if resample else "error"
     if dataset_path is not None:
         if cam_type is None:
@@ -226,7 +238,7 @@ def render_command(
         raise ReCamMasterError("--source-reuse works with one GPU per video (batch mode), not one video on several")
     if world > 1 and dataset_path is not None:
         jobs = jobs[rank::world]  # a batch: one worker per GPU, each with its own videos
-    pipeline = load_pipeline(model_dir, device, offload, checkpoint, compile_blocks=compile_blocks)
+    pipeline = load_pipeline(model_dir, device, offload, checkpoint, compile_blocks=compile_blocks, attention=attention)
     if world > 1 and dataset_path is None:  # one video: every GPU works on it
         layout = plan_layout(world, pipeline.transformer.config.num_attention_heads, guidance=guidance > 1)
         enable_multi_gpu(pipeline, layout, torch.device(device).type)

@@ -34,6 +34,8 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.transformers.transformer_wan import WanTransformer3DModel, WanTransformerBlock
 from torch import nn
 
+from recammaster.models.checkpointing import checkpoint_keeping_attention
+
 CAMERA_CONDITION_SIZE = 12  # the top 3x4 of a relative camera-to-world pose, row-major
 CONDITIONINGS = ("frame", "channel", "view")  # how the source video enters: see the module docstring
 VIEWS = 2  # target and source
@@ -116,6 +118,7 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         self.cam_encoder = nn.Linear(CAMERA_CONDITION_SIZE, dim)
         self.projector = nn.Linear(dim, dim)
         self.view_attention: ViewAttention | None = None  # set by the model for ``view`` conditioning
+        self.selective_checkpointing = False  # set by the model's enable_selective_checkpointing
         self.reset_camera_layers()
 
     @torch.no_grad()
@@ -136,7 +139,18 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         tokens_per_frame: int | None = None,
     ) -> torch.Tensor:
         """``camera_tokens`` (B, L, 12): each token's camera, from :class:`CameraTokens`; ``tokens_per_frame``:
-        for the view attention."""
+        for the view attention. With ``selective_checkpointing`` and gradients on, :meth:`compute` runs in a
+        checkpoint that keeps the self-attention's output (:mod:`recammaster.models.checkpointing`): opened here
+        rather than around the block, so that a compiled block compiles the checkpoint with it. (The named
+        arguments stay: context parallelism finds the tensors it splits by name.)"""
+        arguments = (hidden_states, encoder_hidden_states, temb, rotary_emb, camera_tokens, tokens_per_frame)
+        if self.selective_checkpointing and torch.is_grad_enabled():
+            return checkpoint_keeping_attention(self.compute, *arguments)
+        return self.compute(*arguments)
+
+    def compute(self, *arguments: Any) -> torch.Tensor:
+        """The block's computation, on :meth:`forward`'s arguments in their order."""
+        hidden_states, encoder_hidden_states, temb, rotary_emb, camera_tokens, tokens_per_frame = arguments
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.scale_shift_table + temb.float()).chunk(
             6, dim=1
         )
@@ -243,6 +257,14 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         """Re-initialise every camera encoder and projector (as upstream does when it attaches them)."""
         for block in self.blocks:
             block.reset_camera_layers()
+
+    def enable_selective_checkpointing(self) -> None:
+        """Recompute each block in the backward pass except its self-attention, whose output is kept
+        (:mod:`recammaster.models.checkpointing`); replaces plain gradient checkpointing."""
+        if self.gradient_checkpointing:
+            self.disable_gradient_checkpointing()
+        for block in self.blocks:
+            block.selective_checkpointing = True
 
     def forward(
         self,

@@ -12,6 +12,7 @@ import torch
 
 from recammaster.errors import ModelFilesNotFoundError
 from recammaster.hub import embedded_model_dir, find_official_weights
+from recammaster.models.attention import DEFAULT_ATTENTION, set_attention
 from recammaster.models.memory import place
 from recammaster.models.weights import load_transformer
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline, read_render_defaults
@@ -40,7 +41,13 @@ def choose_model(model_dir: Path | None) -> tuple[Path | None, dict]:
 
 
 def load_pipeline(
-    model_dir: Path | None, device: str, offload: str, checkpoint: Path | None = None, *, compile_blocks: bool = False
+    model_dir: Path | None,
+    device: str,
+    offload: str,
+    checkpoint: Path | None = None,
+    *,
+    compile_blocks: bool = False,
+    attention: str = DEFAULT_ATTENTION,
 ):
     """The pipeline in ``model_dir`` (None: the official files in the hub cache), placed on ``device`` in the
     asked memory mode.
@@ -48,13 +55,15 @@ def load_pipeline(
     ``checkpoint``: transformer weights in the official flat format (a ``step{N}.ckpt`` of ``train fit``)
     replace the loaded ones, as upstream's ``--ckpt_path`` does. ``compile_blocks``: ``torch.compile`` the
     transformer's blocks, one graph for all of them (it fuses their elementwise work: 10% a step at 1.3B on an
-    H100; the first video waits for the compiler).
+    H100; the first video waits for the compiler). ``attention``: the kernel, one of :data:`ATTENTION_KERNELS`.
     """
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
     if checkpoint is not None:
         size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
         pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)
+    if attention != DEFAULT_ATTENTION:  # diffusers' default already
+        set_attention(pipeline.transformer, attention)
     if compile_blocks:
         pipeline.transformer.compile_repeated_blocks()
     return place_pipeline(pipeline, device, offload)

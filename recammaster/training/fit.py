@@ -35,13 +35,14 @@ from recammaster.data.multicam import DatasetError
 from recammaster.data.synth import SyntheticPairs
 from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.fileio import write_text_atomic
+from recammaster.models.attention import ATTENTION_KERNELS, DEFAULT_ATTENTION, FLASH4, set_attention
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import CONDITIONINGS, ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer, warm_start
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
 from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TimeLimit, TrainerState
 from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
-from recammaster.training.module import ReCamMasterTraining
+from recammaster.training.module import CHECKPOINTING, ReCamMasterTraining
 from recammaster.training.objective import ConditionAugmentation
 from recammaster.training.schedule import RateSchedule
 from recammaster.training.trainable import TRAINABLE_SETS
@@ -53,7 +54,8 @@ THROUGHPUT_WINDOW = 10  # steps over which the logged samples per second are mea
 # Options a resumed run may change: they decide how long and how loudly it runs, not what it computes
 # (max_steps only without a decay, which ends at max_steps).
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "checkpoint_every", "sample_every", "sample_count",
-                               "sample_steps", "log_every", "num_workers", "logger", "compile_blocks"})  # fmt: skip
+                               "sample_steps", "log_every", "num_workers", "logger", "compile_blocks",
+                               "attention"})  # fmt: skip
 
 
 @dataclass
@@ -91,8 +93,9 @@ class FitConfig:
     decay_steps: int = 0  # and falls linearly to 0 over the last of max_steps (upstream: none)
     max_minutes: float | None = None  # stop (and save the trainer state) after this long in this invocation
     accumulate_grad_batches: int = 1
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool | str = True  # or "selective": keep each block's self-attention output
     compile_blocks: bool = False  # torch.compile each transformer block (the first steps compile)
+    attention: str = "native"  # the attention kernel (models.attention.ATTENTION_KERNELS; flash4: FlashAttention-4)
     precision: str | None = None  # default: bf16-mixed on GPU, 32 on CPU
     seed: int = 0
     # the paper's tricks (off: upstream's released recipe)
@@ -174,6 +177,15 @@ class FitConfig:
             self.rate_schedule()
         except ValueError as error:
             problems.append(str(error))
+        if self.attention not in ATTENTION_KERNELS:
+            problems.append(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
+        if self.gradient_checkpointing not in CHECKPOINTING:
+            problems.append(f"gradient_checkpointing must be true, false or selective, "
+                            f"got {self.gradient_checkpointing!r}")  # fmt: skip
+        elif self.gradient_checkpointing == "selective" and self.attention == FLASH4 and self.compile_blocks:
+            problems.append("gradient_checkpointing: selective with attention: flash4 and compile_blocks fails on the "
+                            "GPU (torch 2.11 hands FlashAttention-4 an output it refuses; benchmarks/RESULTS.md, "
+                            "2026-11-26); drop one of the three")  # fmt: skip
         if self.logger not in ("csv", "tensorboard"):
             problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
         if self.condition_noise is not None and len(self.condition_noise) != 2:
@@ -322,6 +334,8 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
     if config.data == "cached":
         dataset, endless = _dataset(config, device)  # before the models: a missing cache fails in a second
     transformer, pipeline = _load_models(config, dtype)
+    if config.attention != DEFAULT_ATTENTION:
+        set_attention(transformer, config.attention)
     if config.data != "cached":
         dataset, endless = _dataset(config, device, pipeline)
     empty_text = dataset.empty_text() if hasattr(dataset, "empty_text") else None

@@ -32,6 +32,8 @@ from recammaster.training.objective import ConditionAugmentation, flow_matching_
 from recammaster.training.schedule import RateSchedule, TrainingSchedule
 from recammaster.training.trainable import select_trainable, trainable_parameters
 
+CHECKPOINTING = (False, True, "selective")  # the values of gradient_checkpointing
+
 
 def sample_generators(seed: int, samples: range) -> list[torch.Generator]:
     """CPU generators for the run's samples number ``samples``: a sample's draws depend on nothing else."""
@@ -50,7 +52,8 @@ class ReCamMasterTraining(L.LightningModule):
         trainable: ``camera-attention`` (upstream), ``full`` or ``lora``; ``lora_rank`` for the last.
         learning_rate, weight_decay: AdamW settings (upstream's README: 1e-4; torch's decay 0.01).
         augmentation: the paper's condition-noise, condition-drop and text-drop tricks (default off).
-        gradient_checkpointing: recompute each block in the backward pass (memory for time).
+        gradient_checkpointing: recompute each block in the backward pass (memory for time); ``"selective"``:
+            all but the self-attention, whose output is kept (0.2 GB a block at 1.3B and 65,520 tokens).
         compile_blocks: ``torch.compile`` each transformer block in place (diffusers' regional compilation:
             one compiled graph serves every block, and the weights keep their names).
         seed: the run's seed, for every random draw of every step.
@@ -72,7 +75,7 @@ class ReCamMasterTraining(L.LightningModule):
         weight_decay: float = 0.01,
         rate_schedule: RateSchedule | None = None,
         augmentation: ConditionAugmentation | None = None,
-        gradient_checkpointing: bool = False,
+        gradient_checkpointing: bool | str = False,
         compile_blocks: bool = False,
         seed: int = 0,
         vae: AutoencoderKLWan | None = None,
@@ -86,7 +89,11 @@ class ReCamMasterTraining(L.LightningModule):
         self.transformer = select_trainable(transformer, trainable, lora_rank).train()
         for parameter in trainable_parameters(self.transformer):
             parameter.data = parameter.data.float()  # the float32 master copy of what is trained
-        if gradient_checkpointing:
+        if gradient_checkpointing not in CHECKPOINTING:
+            raise ValueError(f"gradient_checkpointing must be one of {CHECKPOINTING}, got {gradient_checkpointing!r}")
+        if gradient_checkpointing == "selective":
+            self.transformer.enable_selective_checkpointing()
+        elif gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         if compile_blocks:
             self.transformer.compile_repeated_blocks()

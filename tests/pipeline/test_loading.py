@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from recammaster.errors import ReCamMasterError
 from recammaster.pipeline.loading import load_pipeline
 
 
@@ -42,3 +43,12 @@ def test_compiled_blocks_render_what_the_plain_model_renders(pipeline_dir, sourc
     assert all(block._compiled_call_impl is not None for block in compiled.transformer.blocks)
     torch.testing.assert_close(latents(compiled), latents(load_pipeline(pipeline_dir, "cpu", "none")),
                                rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_attention_kernel_is_set_on_every_block_and_checked(pipeline_dir):
+    pipeline = load_pipeline(pipeline_dir, "cpu", "none", attention="_native_cudnn")
+    backends = {block.attn1.processor._attention_backend for block in pipeline.transformer.blocks}
+    backends |= {block.attn2.processor._attention_backend for block in pipeline.transformer.blocks}
+    assert backends == {"_native_cudnn"}
+    with pytest.raises(ReCamMasterError, match=r"attention must be one of native, .*, got 'fast'"):
+        load_pipeline(pipeline_dir, "cpu", "none", attention="fast")

@@ -129,6 +129,7 @@ def test_compiled_blocks_train_as_the_plain_ones_and_keep_their_weight_names(tmp
     from torch._dynamo.utils import counters
 
     plain = fit(scratch_config(tmp_path / "plain", pipeline_dir, max_steps=2, checkpoint_every=2), progress=False)
+    torch._dynamo.reset()  # other tests' compiled blocks count towards dynamo's recompile limit for this code
     counters.clear()
     compiled = fit(scratch_config(tmp_path / "compiled", pipeline_dir, max_steps=2, checkpoint_every=2,
                                   compile_blocks=True), progress=False)  # fmt: skip
@@ -163,6 +164,13 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", character_weight=4))
     with pytest.raises(ReCamMasterError, match="character_weight must be a positive number, got 0"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", character_weight=0))
+    bad_kernels = r"attention must be one of native, .*flash4, got 'fa3'; gradient_checkpointing must be true, false"
+    with pytest.raises(ReCamMasterError, match=bad_kernels + " or selective, got 'some'"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", gradient_checkpointing="some",
+                      attention="fa3"))  # fmt: skip
+    with pytest.raises(ReCamMasterError, match="selective with attention: flash4 and compile_blocks fails on the GPU"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", gradient_checkpointing="selective",
+                      attention="flash4", compile_blocks=True))  # fmt: skip
     with pytest.raises(ReCamMasterError, match=r"warm_start starts a from_scratch model.*keep one"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warm_start="w", init_checkpoint="c"))
     (tmp_path / "bad.yaml").write_text("learning_rate: 1\nlearning_speed: 2\n")
