@@ -15,6 +15,7 @@ import importlib.util
 from functools import partial
 
 import torch
+from diffusers.models.attention_dispatch import AttentionBackendName
 from torch import nn
 
 from recammaster.errors import ReCamMasterError
@@ -47,11 +48,16 @@ def enable_flash_attention_4() -> None:
 
 
 def set_attention(transformer: nn.Module, kernel: str) -> None:
-    """Run ``transformer``'s attention on ``kernel``, one of :data:`ATTENTION_KERNELS`. As diffusers does, this
-    also becomes the process's default for models that never chose one."""
+    """Run ``transformer``'s attention on ``kernel``, one of :data:`ATTENTION_KERNELS` (``flash4``: the
+    self-attention). As diffusers does, this also becomes the process's default for models that never chose one."""
     if kernel not in ATTENTION_KERNELS:
         raise ReCamMasterError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {kernel!r}")
-    if kernel == FLASH4:
-        enable_flash_attention_4()
-        kernel = "_native_flash"
-    transformer.set_attention_backend(kernel)
+    if kernel != FLASH4:
+        transformer.set_attention_backend(kernel)
+        return
+    enable_flash_attention_4()
+    transformer.set_attention_backend("_native_flash")
+    # The cross-attention (512 keys, under 1% of the time) stays on torch's choice: a compiled selective checkpoint
+    # replays it through torch's random-state wrapper, where FlashAttention-4 refused torch's output buffer.
+    for block in transformer.blocks:
+        block.attn2.processor._attention_backend = AttentionBackendName.NATIVE

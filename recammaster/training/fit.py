@@ -35,7 +35,7 @@ from recammaster.data.multicam import DatasetError
 from recammaster.data.synth import SyntheticPairs
 from recammaster.errors import OutputExistsError, ReCamMasterError
 from recammaster.fileio import write_text_atomic
-from recammaster.models.attention import ATTENTION_KERNELS, DEFAULT_ATTENTION, FLASH4, set_attention
+from recammaster.models.attention import ATTENTION_KERNELS, DEFAULT_ATTENTION, set_attention
 from recammaster.models.configs import transformer_config
 from recammaster.models.transformer import CONDITIONINGS, ReCamMasterTransformer3DModel
 from recammaster.models.weights import load_transformer, warm_start
@@ -182,10 +182,6 @@ class FitConfig:
         if self.gradient_checkpointing not in CHECKPOINTING:
             problems.append(f"gradient_checkpointing must be true, false or selective, "
                             f"got {self.gradient_checkpointing!r}")  # fmt: skip
-        elif self.gradient_checkpointing == "selective" and self.attention == FLASH4 and self.compile_blocks:
-            problems.append("gradient_checkpointing: selective with attention: flash4 and compile_blocks fails on the "
-                            "GPU (torch 2.11 hands FlashAttention-4 an output it refuses; benchmarks/RESULTS.md, "
-                            "2026-11-26); drop one of the three")  # fmt: skip
         if self.logger not in ("csv", "tensorboard"):
             problems.append(f"logger must be csv or tensorboard, got {self.logger!r}")
         if self.condition_noise is not None and len(self.condition_noise) != 2:

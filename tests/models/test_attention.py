@@ -90,6 +90,11 @@ def test_set_attention_names_the_kernels_and_the_missing_package(monkeypatch):
     assert {block.attn1.processor._attention_backend for block in model.blocks} == {"_native_flash"}
     with pytest.raises(ReCamMasterError, match=r"attention must be one of native, .*flash4, got 'fa5'"):
         attention.set_attention(model, "fa5")
+    with monkeypatch.context() as patched:  # flash4 without the package: the self-attention only
+        patched.setattr(attention, "enable_flash_attention_4", lambda: None)
+        attention.set_attention(model, "flash4")
+    assert {block.attn1.processor._attention_backend for block in model.blocks} == {"_native_flash"}
+    assert {block.attn2.processor._attention_backend for block in model.blocks} == {"native"}
     monkeypatch.setattr(attention.importlib.util, "find_spec", lambda name: None)
     missing = r"the flash-attn-4 package \(pip install 'flash-attn-4\[cu13\]==4.0.0b36', the recammaster\[flash4\]"
     with pytest.raises(ReCamMasterError, match=missing):

@@ -168,9 +168,6 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
     with pytest.raises(ReCamMasterError, match=bad_kernels + " or selective, got 'some'"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", gradient_checkpointing="some",
                       attention="fa3"))  # fmt: skip
-    with pytest.raises(ReCamMasterError, match="selective with attention: flash4 and compile_blocks fails on the GPU"):
-        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", gradient_checkpointing="selective",
-                      attention="flash4", compile_blocks=True))  # fmt: skip
     with pytest.raises(ReCamMasterError, match=r"warm_start starts a from_scratch model.*keep one"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", warm_start="w", init_checkpoint="c"))
     (tmp_path / "bad.yaml").write_text("learning_rate: 1\nlearning_speed: 2\n")
