@@ -3,8 +3,8 @@
 torch's ``register_flash_attention_fa4`` (2.11 to 2.13) takes the path of a module with ``_flash_attn_fwd``
 and ``_flash_attn_bwd`` and unpacks two values from the forward; flash-attn-4's own module (4.0.0b36)
 returns five, the last three for its other callers. This module hands torch the first two, and gives the
-backward dense tensors (the kernels refuse broadcast ones). Imported only
-when ``flash4`` attention is asked for (:func:`recammaster.models.attention.enable_flash_attention_4`).
+backward dense tensors (the kernels refuse broadcast ones). Imported only when ``flash4`` attention is asked
+for (:func:`recammaster.models.attention.enable_flash_attention_4`).
 """
 
 from __future__ import annotations
