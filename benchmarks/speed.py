@@ -6,14 +6,17 @@ Random weights at full size, bf16, 81 frames at 480x832 (65,520 tokens with the 
   and the first 1,024 query rows against a float32 computation.
 - ``forward``: one transformer forward with each attention kernel that runs here (``--flash4`` adds
   FlashAttention-4, needs the flash-attn-4 package), then the default and the fastest with their blocks
-  compiled (``compile_repeated_blocks``); each output against a float32 forward, whose distance to the
-  default bf16 forward is the bf16 noise that "exact" allows.
+  compiled (``compile_repeated_blocks``), then the fastest asked for the target velocity alone (what sampling
+  and training read: the last block computes the target tokens alone), with and without folded projectors;
+  each output against a float32 forward, whose distance to the default bf16 forward is the bf16 noise that
+  "exact" allows.
 - ``kernels``: 8 guided sampling steps with the cuDNN backend, and with compiled blocks, against the default:
   how far two exact computations drift apart over a sampling run (the yardstick for the ring's drift on
   several GPUs).
 - ``render``: whole re-renders through the pipeline (umT5-XXL with a stand-in tokenizer, the Wan VAE,
-  the transformer): upstream's 50 steps with guidance 5 projected from ``--exact-steps`` timed steps (all 50
-  run when it is 50), and fast-mode settings run end to end; ``--compile``: with compiled blocks.
+  the transformer, its projectors folded as ``render`` folds them on a GPU): upstream's 50 steps with guidance 5
+  projected from ``--exact-steps`` timed steps (all 50 run when it is 50), and fast-mode settings run end to end;
+  ``--compile``: with compiled blocks.
 
     python benchmarks/speed.py [--parts attention,forward,kernels,render] [--fast 10:2 8:4] [--compile] [--flash4]
 
@@ -50,7 +53,14 @@ LATENT_FRAMES, HEIGHT, WIDTH = 21, 480, 832
 
 
 def transformer() -> ReCamMasterTransformer3DModel:
-    return random_model(partial(ReCamMasterTransformer3DModel, **transformer_config(SIZE)), DEVICE, DTYPE)
+    """Random weights; projectors near the identity, as trained ones are, rather than a fresh model's identity."""
+    model = random_model(partial(ReCamMasterTransformer3DModel, **transformer_config(SIZE)), DEVICE, DTYPE)
+    generator = torch.Generator(DEVICE).manual_seed(4)
+    with torch.no_grad():
+        for block in model.blocks:
+            noise = torch.randn(block.projector.weight.shape, generator=generator, device=DEVICE)
+            block.projector.weight.add_(0.02 * noise.to(DTYPE))
+    return model
 
 
 def inputs(seed: int = 1) -> tuple[torch.Tensor, ...]:
@@ -136,6 +146,20 @@ def forward_part(repeats: int) -> None:
                      relative(output, reference), peak))  # fmt: skip
         print(rows[-1], flush=True)
         del model
+    for fold in (False, True):  # what sampling and training ask for: the target velocity alone (its last block)
+        model = transformer()
+        set_attention(model, best)
+        if fold:
+            model.fold_projectors()
+        model.compile_repeated_blocks(fullgraph=True)
+        call = partial(model, *arguments, source_velocity=False)
+        with torch.no_grad():
+            output = call().sample
+        seconds, peak = timed(call, repeats)
+        name = f"{best}, compiled blocks, target velocity alone{', folded projectors' if fold else ''}"
+        rows.append((name, seconds, relative(output, reference[:, :, :LATENT_FRAMES]), peak))
+        print(rows[-1], flush=True)
+        del model
     report(
         f"Transformer forward, 65,520 tokens ({torch.cuda.get_device_name()}, torch {torch.__version__}), bf16, "
         f"min of {repeats}; difference: mean |bf16 - float32| / mean |float32|",
@@ -174,6 +198,7 @@ def render_part(exact_steps: int, fast: list[str], backend: str, compiled: bool)
         vae=random_model(partial(AutoencoderKLWan, **WAN_VAE_CONFIG), DEVICE, DTYPE),
     )
     pipeline.set_progress_bar_config(disable=True)
+    pipeline.transformer.fold_projectors()  # as recammaster.pipeline.load_pipeline does on a GPU
     set_attention(pipeline.transformer, backend)
     if compiled:
         pipeline.transformer.compile_repeated_blocks()

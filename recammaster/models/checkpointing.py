@@ -22,8 +22,9 @@ ATTENTION_KERNELS = frozenset({
 
 
 def _keep_self_attention(_context, operator, *arguments, **_keywords) -> CheckpointPolicy:
-    """Keep an attention kernel's outputs when keys are as many as queries (self-attention), recompute the rest."""
-    if operator in ATTENTION_KERNELS and arguments[1].shape[-2] == arguments[0].shape[-2]:
+    """Keep an attention kernel's outputs when keys are at least as many as queries (self-attention; the last block
+    of a forward without source velocity has half as many queries), recompute the rest (the text's 512 keys)."""
+    if operator in ATTENTION_KERNELS and arguments[1].shape[-2] >= arguments[0].shape[-2]:
         return CheckpointPolicy.MUST_SAVE
     return CheckpointPolicy.PREFER_RECOMPUTE
 

@@ -27,20 +27,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.models.transformers.transformer_wan import _get_qkv_projections
 from torch import nn
 
+from recammaster.models.self_attention import attend, queries_keys_values
+
 MODES = ("off", "record", "reuse")
-
-
-def rotate_pairs(hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Wan's rotary embedding: channel pairs (2i, 2i+1) rotated by the angle whose cosine and sine sit at 2i
-    and 2i+1 of ``cos`` and ``sin`` (which repeat each angle twice). ``hidden_states`` (B, L, heads, D)."""
-    even, odd = hidden_states.unflatten(-1, (-1, 2)).unbind(-1)
-    cos, sin = cos[..., 0::2], sin[..., 1::2]
-    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
-    return rotated.type_as(hidden_states)
 
 
 class SourceKVCache:
@@ -115,17 +106,11 @@ class SourceCachingAttnProcessor:
         cache = self.cache
         if cache.mode == "off":
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
-        query, key, value = _get_qkv_projections(attn, hidden_states, None)
-        query, key = attn.norm_q(query), attn.norm_k(key)
-        query, key, value = (tensor.unflatten(2, (attn.heads, -1)) for tensor in (query, key, value))
-        query, key = rotate_pairs(query, *rotary_emb), rotate_pairs(key, *rotary_emb)
+        query, key, value = queries_keys_values(attn, hidden_states, rotary_emb)
         if cache.mode == "record":
             half = key.shape[1] // 2  # target tokens first, then the source's
             self.keys[cache.branch], self.values[cache.branch] = key[:, half:].detach(), value[:, half:].detach()
         else:
             key = torch.cat([key, self.keys[cache.branch].to(key.dtype)], dim=1)
             value = torch.cat([value, self.values[cache.branch].to(value.dtype)], dim=1)
-        output = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
-                                       backend=self._attention_backend)  # fmt: skip
-        output = output.flatten(2, 3).type_as(query)
-        return attn.to_out[1](attn.to_out[0](output))
+        return attend(attn, query, key, value, self._attention_backend)

@@ -24,6 +24,7 @@ output layouts stay the frame-concatenated ones, so training and sampling code s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -35,10 +36,12 @@ from diffusers.models.transformers.transformer_wan import WanTransformer3DModel,
 from torch import nn
 
 from recammaster.models.checkpointing import checkpoint_keeping_attention
+from recammaster.models.self_attention import attend, queries_keys_values
 
 CAMERA_CONDITION_SIZE = 12  # the top 3x4 of a relative camera-to-world pose, row-major
 CONDITIONINGS = ("frame", "channel", "view")  # how the source video enters: see the module docstring
 VIEWS = 2  # target and source
+BLOCK_PARTS = ("whole", "self_attention", "text_and_feedforward")  # what a block call computes
 
 
 class CameraTokens(nn.Module):
@@ -129,6 +132,18 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         self.projector.weight.copy_(torch.eye(self.projector.in_features))
         nn.init.zeros_(self.projector.bias)
 
+    @torch.no_grad()
+    def fold_projector(self) -> None:
+        """Fold the projector into the self-attention's output projection, one (dim x dim) product less a token:
+        projector(W x + b) = (P W) x + (P b + p), the folded weights computed in float32 and stored in the block's
+        dtype (bf16: one rounding of the product instead of one of the intermediate output). For inference."""
+        output, projector = self.attn1.to_out[0], self.projector
+        folded = nn.Linear(output.in_features, projector.out_features, device=output.weight.device,
+                           dtype=output.weight.dtype)  # fmt: skip
+        folded.weight.copy_(projector.weight.float() @ output.weight.float())
+        folded.bias.copy_(projector.weight.float() @ output.bias.float() + projector.bias.float())
+        self.attn1.to_out[0], self.projector = folded, nn.Identity()
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -137,40 +152,74 @@ class ReCamMasterTransformerBlock(WanTransformerBlock):
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
         camera_tokens: torch.Tensor,
         tokens_per_frame: int | None = None,
+        query_tokens: int | None = None,
+        part: str = "whole",
     ) -> torch.Tensor:
         """``camera_tokens`` (B, L, 12): each token's camera, from :class:`CameraTokens`; ``tokens_per_frame``:
-        for the view attention. With ``selective_checkpointing`` and gradients on, :meth:`compute` runs in a
-        checkpoint that keeps the self-attention's output (:mod:`recammaster.models.checkpointing`): opened here
-        rather than around the block, so that a compiled block compiles the checkpoint with it. (The named
-        arguments stay: context parallelism finds the tensors it splits by name.)"""
-        arguments = (hidden_states, encoder_hidden_states, temb, rotary_emb, camera_tokens, tokens_per_frame)
+        for the view attention; ``query_tokens`` n: the output of the first n tokens alone (they attend to all);
+        ``part``: one of :data:`BLOCK_PARTS`, the self-attention's residual step alone or the rest of the block
+        after it (so that captions can share the first, which does not see the text). With
+        ``selective_checkpointing`` and gradients on, :meth:`compute` runs in a checkpoint that keeps the
+        self-attention's output (:mod:`recammaster.models.checkpointing`): opened here rather than around the
+        block, so that a compiled block compiles the checkpoint with it. (The named arguments stay: context
+        parallelism finds the tensors it splits by name.)"""
+        if part not in BLOCK_PARTS:
+            raise ValueError(f"part must be one of {', '.join(BLOCK_PARTS)}, got {part!r}")
+        arguments = (hidden_states, encoder_hidden_states, temb, rotary_emb, camera_tokens, tokens_per_frame,
+                     query_tokens, part)  # fmt: skip
         if self.selective_checkpointing and torch.is_grad_enabled():
             return checkpoint_keeping_attention(self.compute, *arguments)
         return self.compute(*arguments)
 
     def compute(self, *arguments: Any) -> torch.Tensor:
         """The block's computation, on :meth:`forward`'s arguments in their order."""
-        hidden_states, encoder_hidden_states, temb, rotary_emb, camera_tokens, tokens_per_frame = arguments
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.scale_shift_table + temb.float()).chunk(
-            6, dim=1
+        hidden_states, encoder_hidden_states, temb, rotary_emb, camera_tokens, tokens_per_frame, query_tokens, part = (
+            arguments
         )
+        modulation = (self.scale_shift_table + temb.float()).chunk(6, dim=1)
+        if part != "text_and_feedforward":
+            hidden_states = self.self_attention_step(hidden_states, modulation[:3], rotary_emb, camera_tokens,
+                                                     tokens_per_frame, query_tokens)  # fmt: skip
+        if part == "self_attention":
+            return hidden_states
+        return self.text_and_feedforward_steps(hidden_states, encoder_hidden_states, modulation[3:])
 
-        # 1. Self-attention, with the camera added to its input and the projector on its output
-        norm_hidden_states = (self.norm1(hidden_states.float()) * (1 + scale_msa) + shift_msa).type_as(hidden_states)
+    def self_attention_step(
+        self,
+        hidden_states: torch.Tensor,
+        modulation: tuple[torch.Tensor, ...],
+        rotary_emb: tuple[torch.Tensor, torch.Tensor],
+        camera_tokens: torch.Tensor,
+        tokens_per_frame: int | None,
+        query_tokens: int | None,
+    ) -> torch.Tensor:
+        """Self-attention, with the camera added to its input and the projector on its output; the view attention.
+        ``modulation``: shift, scale and gate."""
+        shift, scale, gate = modulation
+        norm_hidden_states = (self.norm1(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
         norm_hidden_states = norm_hidden_states + self.cam_encoder(camera_tokens.to(hidden_states.dtype))
-        attn_output = self.projector(self.attn1(norm_hidden_states, None, None, rotary_emb))
-        hidden_states = (hidden_states.float() + attn_output * gate_msa).type_as(hidden_states)
+        if query_tokens is None:
+            attn_output = self.attn1(norm_hidden_states, None, None, rotary_emb)
+        else:  # the first tokens' queries against every token's keys and values; the rest of the block on them
+            qkv = queries_keys_values(self.attn1, norm_hidden_states, rotary_emb, query_tokens)
+            attn_output = attend(self.attn1, *qkv, self.attn1.processor._attention_backend)
+            hidden_states = hidden_states[:, :query_tokens]
+        hidden_states = (hidden_states.float() + self.projector(attn_output) * gate).type_as(hidden_states)
         if self.view_attention is not None:
             hidden_states = hidden_states + self.view_attention(hidden_states, tokens_per_frame)
+        return hidden_states
 
-        # 2. Cross-attention to the text (not gated, not modulated)
+    def text_and_feedforward_steps(
+        self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor, modulation: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        """Cross-attention to the text (not gated, not modulated), then the feed-forward (``modulation``: shift,
+        scale and gate)."""
+        shift, scale, gate = modulation
         norm_hidden_states = self.norm2(hidden_states.float()).type_as(hidden_states)
         hidden_states = hidden_states + self.attn2(norm_hidden_states, encoder_hidden_states, None, None)
-
-        # 3. Feed-forward
-        norm_hidden_states = (self.norm3(hidden_states.float()) * (1 + scale_mlp) + shift_mlp).type_as(hidden_states)
+        norm_hidden_states = (self.norm3(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
         ff_output = self.ffn(norm_hidden_states)
-        return (hidden_states.float() + ff_output.float() * gate_mlp).type_as(hidden_states)
+        return (hidden_states.float() + ff_output.float() * gate).type_as(hidden_states)
 
 
 class ReCamMasterTransformer3DModel(WanTransformer3DModel):
@@ -258,6 +307,30 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         for block in self.blocks:
             block.reset_camera_layers()
 
+    def fold_projectors(self) -> None:
+        """Fold every block's projector into its self-attention's output projection (:meth:`ReCamMasterTransformerBlock.
+        fold_projector`): for inference, about 1% of a forward at 1.3B (benchmarks/RESULTS.md). The weights are then
+        no longer the checkpoint's, so a folded model refuses to be saved."""
+        for block in self.blocks:
+            if not isinstance(block.projector, nn.Identity):
+                block.fold_projector()
+
+    @property
+    def sequence_split(self) -> bool:
+        """Whether context parallelism splits the token sequence over GPUs (``enable_parallelism``)."""
+        return self._parallel_config is not None
+
+    @property
+    def projectors_folded(self) -> bool:
+        """Whether :meth:`fold_projectors` has run."""
+        return isinstance(self.blocks[0].projector, nn.Identity)
+
+    def save_pretrained(self, *arguments: Any, **keywords: Any) -> None:
+        if self.projectors_folded:
+            raise ValueError("this transformer's projectors are folded into its attention (fold_projectors); its "
+                             "weights are no longer the checkpoint's: save the model before folding")  # fmt: skip
+        super().save_pretrained(*arguments, **keywords)
+
     def enable_selective_checkpointing(self) -> None:
         """Recompute each block in the backward pass except its self-attention, whose output is kept
         (:mod:`recammaster.models.checkpointing`); replaces plain gradient checkpointing."""
@@ -270,11 +343,12 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         self,
         hidden_states: torch.Tensor,
         timestep: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | Sequence[torch.Tensor],
         camera: torch.Tensor,
         return_dict: bool = True,
         attention_kwargs: dict[str, Any] | None = None,
         target_only: bool = False,
+        source_velocity: bool = True,
     ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
         """Predict the flow velocity of every latent frame.
 
@@ -282,10 +356,18 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
             hidden_states: (B, C, F, H, W) latents; for ReCamMaster the noisy target and the clean source
                 concatenated on the frame axis, F = 2 Fc.
             timestep: (B,) timesteps on the 0-1000 scale, shared by all tokens.
-            encoder_hidden_states: (B, L, text_dim) text embeddings.
+            encoder_hidden_states: (B, L, text_dim) text embeddings; or several captions', (B, L_i, text_dim) each,
+                for one video: the output then holds each caption's velocity in turn on the batch axis, and the
+                first block's self-attention step, which does not see the text, runs once for all (what a guided
+                sampling step's two forwards share). Not with a source cache or with the sequence split over GPUs.
             camera: (B, Fc, 12) target camera per latent frame (see ``recammaster.cameras``).
             target_only: ``hidden_states`` hold the target half alone (F = Fc); the source half's keys and values
                 come from the attached :class:`~recammaster.models.source_cache.SourceKVCache`, reusing.
+            source_velocity: False: the output holds the target frames alone (Fc), which is all that sampling and
+                the training loss read. With frame conditioning the last block then computes the target tokens
+                alone (their queries against every token's keys and values; the source half of its output would
+                only be thrown away): the same target velocity for 1/60 less work at 30 blocks. Not while a source
+                cache is attached (it records in every block) or the sequence is split over GPUs.
         """
         if attention_kwargs:
             raise ValueError("attention_kwargs are not supported by ReCamMasterTransformer3DModel")
@@ -293,13 +375,18 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
             raise ValueError("target_only needs an attached SourceKVCache inside cache.reusing()")
         if camera.ndim != 3 or camera.shape[0] != len(hidden_states) or camera.shape[2] != CAMERA_CONDITION_SIZE:
             raise ValueError(f"camera must have shape ({len(hidden_states)}, frames, 12), got {tuple(camera.shape)}")
+        captions = (
+            list(encoder_hidden_states) if isinstance(encoder_hidden_states, list | tuple) else [encoder_hidden_states]
+        )
+        if len(captions) > 1 and (self.source_cache is not None or self.sequence_split):
+            raise ValueError("several captions in one forward do not work with a source cache or split sequences")
         conditioning = self.config.get("conditioning", "frame")  # folders saved before the option lack it
         if conditioning == "channel":  # (B, C, 2F, H, W) -> (B, 2C, F, H, W)
             hidden_states = torch.cat(hidden_states.chunk(VIEWS, dim=2), dim=1)
         elif conditioning == "view":  # (B, C, 2F, H, W) -> (B V, C, F, H, W), each video a sequence
             hidden_states = hidden_states.unflatten(2, (VIEWS, -1)).transpose(1, 2).flatten(0, 1)
             timestep = timestep.repeat_interleave(VIEWS, dim=0)
-            encoder_hidden_states = encoder_hidden_states.repeat_interleave(VIEWS, dim=0)
+            captions = [caption.repeat_interleave(VIEWS, dim=0) for caption in captions]
             camera = camera.repeat_interleave(VIEWS, dim=0)
         batch_size, _, num_frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.config.patch_size
@@ -314,30 +401,49 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         hidden_states = self.patch_embedding(hidden_states)  # (B, C, F, H, W) -> (B, D, F, H/2, W/2)
         hidden_states = hidden_states.flatten(2).transpose(1, 2).contiguous()  # -> (B, L, D)
 
-        # 2. Timestep and text conditioning
-        temb, timestep_proj, encoder_hidden_states, _ = self.condition_embedder(timestep, encoder_hidden_states)
+        # 2. Timestep conditioning
+        temb, timestep_proj, first_text, _ = self.condition_embedder(timestep, captions[0])
         timestep_proj = timestep_proj.unflatten(1, (6, -1))  # (B, 6, D)
+        texts = [first_text, *(self.condition_embedder.text_embedder(caption) for caption in captions[1:])]
 
-        # 3. Blocks
+        # 3. Blocks, for each caption; the first block's self-attention, blind to the text, once for all
         camera_tokens = self.camera_tokens(camera, frames, rows * columns)
-        for block in self.blocks:
-            arguments = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, camera_tokens, rows * columns)
-            if torch.is_grad_enabled() and self.gradient_checkpointing:
-                hidden_states = self._gradient_checkpointing_func(block, *arguments)
-            else:
-                hidden_states = block(*arguments)
-
-        # 4. Output norm, projection and unpatchify
-        shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
-        hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
-        hidden_states = self.proj_out(hidden_states)  # (B, L, p_t p_h p_w C)
-        hidden_states = hidden_states.reshape(batch_size, frames, rows, columns, p_t, p_h, p_w, -1)
-        output = hidden_states.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
-        if conditioning == "channel":  # the clean source frames do not move
+        last_block_targets = (not source_velocity and conditioning == "frame" and not target_only
+                              and self.source_cache is None and not self.sequence_split)  # fmt: skip
+        first_step = None
+        outputs = []
+        for text in texts:
+            states = hidden_states
+            for index, block in enumerate(self.blocks):
+                last = last_block_targets and index == len(self.blocks) - 1
+                arguments = (states, text, timestep_proj, rotary_emb, camera_tokens, rows * columns,
+                             hidden_states.shape[1] // 2 if last else None)  # fmt: skip
+                if index == 0 and len(texts) > 1:
+                    if first_step is None:
+                        first_step = block(*arguments, part="self_attention")
+                    states = block(first_step, *arguments[1:], part="text_and_feedforward")
+                elif torch.is_grad_enabled() and self.gradient_checkpointing:
+                    states = self._gradient_checkpointing_func(block, *arguments)
+                else:
+                    states = block(*arguments)
+            outputs.append(self.unpatchified_velocity(states, temb, rows, columns))
+        output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        if conditioning == "channel" and source_velocity:  # the clean source frames do not move
             output = torch.cat([output, torch.zeros_like(output)], dim=2)
         elif conditioning == "view":  # (B V, C, F, H, W) -> (B, C, 2F, H, W), target first
             output = output.unflatten(0, (-1, VIEWS)).transpose(1, 2).flatten(2, 3)
+        if not source_velocity and not target_only and not last_block_targets and conditioning != "channel":
+            output = output[:, :, : output.shape[2] // 2]
         return Transformer2DModelOutput(sample=output) if return_dict else (output,)
+
+    def unpatchified_velocity(self, hidden_states: torch.Tensor, temb: torch.Tensor, rows: int, columns: int):
+        """Output norm, projection and unpatchify: (B, frames x rows x columns, D) -> (B, C, frames, H, W)."""
+        p_t, p_h, p_w = self.config.patch_size
+        shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
+        hidden_states = self.proj_out(hidden_states)  # (B, L, p_t p_h p_w C)
+        hidden_states = hidden_states.unflatten(1, (-1, rows, columns)).unflatten(-1, (p_t, p_h, p_w, -1))
+        return hidden_states.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
 
 def count_parameters(model: nn.Module) -> int:

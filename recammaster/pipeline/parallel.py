@@ -97,10 +97,10 @@ def enable_multi_gpu(pipeline, layout: ParallelLayout, device_type: str = "cuda"
 
 
 def guided_velocity(transformer, model_input, timestep, positive, negative, camera, group) -> tuple[torch.Tensor, ...]:
-    """(caption, negative caption) predictions: rank 0 of the two-rank ``group`` computes the first, rank 1
-    the second, and they swap."""
+    """(caption, negative caption) predictions of the target frames: rank 0 of the two-rank ``group`` computes
+    the first, rank 1 the second, and they swap."""
     text = positive if dist.get_rank(group) == 0 else negative
-    mine = transformer(model_input, timestep, text, camera).sample.contiguous()
+    mine = transformer(model_input, timestep, text, camera, source_velocity=False).sample.contiguous()
     both = [torch.empty_like(mine), torch.empty_like(mine)]
     dist.all_gather(both, mine, group=group)
     return both[0], both[1]

@@ -221,7 +221,6 @@ class ReCamMasterPipeline(DiffusionPipeline):
         ``source_reuse`` N > 1: a full forward every N steps records the source tokens' keys and values, and the
         steps between run on the target tokens alone (:mod:`recammaster.models.source_cache`); 1 is exact.
         """
-        target_frames = source.shape[2]
         use_guidance = guidance_scale > 1.0 and negative is not None
         if source_reuse < 1:
             raise ValueError(f"source_reuse must be at least 1 (1: every step in full), got {source_reuse}")
@@ -235,11 +234,12 @@ class ReCamMasterPipeline(DiffusionPipeline):
         steps_done = itertools.count()
 
         def branch(noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor, name: str, full: bool) -> torch.Tensor:
+            whole = torch.cat([noisy, source], dim=2)
             if cache is None:
-                return self.transformer(torch.cat([noisy, source], dim=2), t, text, camera).sample
+                return self.transformer(whole, t, text, camera, source_velocity=False).sample
             if full:
                 with cache.recording(name):
-                    return self.transformer(torch.cat([noisy, source], dim=2), t, text, camera).sample
+                    return self.transformer(whole, t, text, camera, source_velocity=False).sample
             with cache.reusing(name):
                 return self.transformer(noisy, t, text, camera, target_only=True).sample
 
@@ -250,12 +250,15 @@ class ReCamMasterPipeline(DiffusionPipeline):
                 model_input = torch.cat([noisy, source], dim=2)  # (B, C, 2F, h, w): target first
                 predicted, unconditional = guided_velocity(self.transformer, model_input, t, positive, negative,
                                                            camera, group)  # fmt: skip
+            elif use_guidance and cache is None and not self.transformer.sequence_split:  # one call, both captions:
+                # they share the first block's self-attention
+                whole = torch.cat([noisy, source], dim=2)
+                both = self.transformer(whole, t, (positive, negative), camera, source_velocity=False).sample
+                predicted, unconditional = both.chunk(2)
             else:
                 predicted = branch(noisy, t, positive, "caption", full)
                 unconditional = branch(noisy, t, negative, "negative", full) if use_guidance else None
-            predicted = predicted[:, :, :target_frames]
             if use_guidance:
-                unconditional = unconditional[:, :, :target_frames]
                 predicted = unconditional + guidance_scale * (predicted - unconditional)
             return predicted
 

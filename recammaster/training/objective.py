@@ -104,7 +104,7 @@ def flow_matching_loss(
     model_input = torch.cat([noisy, source], dim=2)
     timestep = torch.stack([d.timestep for d in draws]).to(device)
     weight = torch.stack([d.weight for d in draws]).to(device)
-    predicted = transformer(model_input, timestep, text.float(), camera.float()).sample[:, :, : target.shape[2]]
+    predicted = transformer(model_input, timestep, text.float(), camera.float(), source_velocity=False).sample
     squared_error = (predicted.float() - (noise - target)) ** 2
     if weights is None:
         per_sample = squared_error.flatten(1).mean(dim=1) * weight

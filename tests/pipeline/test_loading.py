@@ -41,8 +41,11 @@ def test_compiled_blocks_render_what_the_plain_model_renders(pipeline_dir, sourc
 
     compiled = load_pipeline(pipeline_dir, "cpu", "none", compile_blocks=True)
     assert all(block._compiled_call_impl is not None for block in compiled.transformer.blocks)
-    torch.testing.assert_close(latents(compiled), latents(load_pipeline(pipeline_dir, "cpu", "none")),
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    try:
+        result = latents(compiled)
+    finally:  # the block's variants (first, middle and last blocks, source reuse) count towards a recompile limit
+        torch._dynamo.reset()
+    torch.testing.assert_close(result, latents(load_pipeline(pipeline_dir, "cpu", "none")), rtol=1e-4, atol=1e-5)
 
 
 def test_attention_kernel_is_set_on_every_block_and_checked(pipeline_dir):
