@@ -31,7 +31,7 @@ from functools import partial
 
 import numpy as np
 import torch
-from common import random_model, report, timed
+from common import empty_cache, random_model, report, timed
 from diffusers import AutoencoderKLWan
 from pipeline_memory import StandInTokenizer
 from transformers import UMT5EncoderModel
@@ -146,6 +146,7 @@ def forward_part(repeats: int) -> None:
                      relative(output, reference), peak))  # fmt: skip
         print(rows[-1], flush=True)
         del model
+        empty_cache(DEVICE)
     for fold in (False, True):  # what sampling and training ask for: the target velocity alone (its last block)
         model = transformer()
         set_attention(model, best)
@@ -160,6 +161,7 @@ def forward_part(repeats: int) -> None:
         rows.append((name, seconds, relative(output, reference[:, :, :LATENT_FRAMES]), peak))
         print(rows[-1], flush=True)
         del model
+        empty_cache(DEVICE)  # a compiled model that ran is freed only by a collection: not in the next peak
     report(
         f"Transformer forward, 65,520 tokens ({torch.cuda.get_device_name()}, torch {torch.__version__}), bf16, "
         f"min of {repeats}; difference: mean |bf16 - float32| / mean |float32|",
