@@ -5,20 +5,23 @@ Random weights at full size, bf16, 81 frames at 480x832 (65,520 tokens with the 
 - ``attention``: one self-attention call at that size (12 heads of 128) on each SDPA kernel: seconds, TFLOP/s,
   and the first 1,024 query rows against a float32 computation.
 - ``forward``: one transformer forward with each attention kernel that runs here (``--flash4`` adds
-  FlashAttention-4, needs the flash-attn-4 package), then the default and the fastest with their blocks
-  compiled (``compile_repeated_blocks``), then the fastest asked for the target velocity alone (what sampling
-  and training read: the last block computes the target tokens alone), with and without folded projectors;
-  each output against a float32 forward, whose distance to the default bf16 forward is the bf16 noise that
-  "exact" allows.
+  FlashAttention-4, needs the flash-attn-4 package; ``--backends`` picks some), then the default and the fastest
+  with their blocks compiled (``compile_repeated_blocks``), then the fastest asked for the target velocity alone
+  (what sampling and training read: the last block computes the target tokens alone), plain, then with each
+  exact saving for inference added in turn (``SAVINGS``); each output against a float32 forward, whose distance
+  to the default bf16 forward is the bf16 noise that "exact" allows.
+- ``profile``: the GPU kernels of one compiled forward with all the exact savings (FlashAttention-4 with
+  ``--flash4``, else ``native``), by kind and the largest by name.
 - ``kernels``: 8 guided sampling steps with the cuDNN backend, and with compiled blocks, against the default:
   how far two exact computations drift apart over a sampling run (the yardstick for the ring's drift on
   several GPUs).
 - ``render``: whole re-renders through the pipeline (umT5-XXL with a stand-in tokenizer, the Wan VAE,
-  the transformer, its projectors folded as ``render`` folds them on a GPU): upstream's 50 steps with guidance 5
+  the transformer, with the exact savings ``render`` makes on a GPU): upstream's 50 steps with guidance 5
   projected from ``--exact-steps`` timed steps (all 50 run when it is 50), and fast-mode settings run end to end;
   ``--compile``: with compiled blocks.
 
-    python benchmarks/speed.py [--parts attention,forward,kernels,render] [--fast 10:2 8:4] [--compile] [--flash4]
+    python benchmarks/speed.py [--parts attention,forward,profile,kernels,render] [--fast 10:2 8:4] [--compile]
+                               [--flash4] [--backends native flash4]
 
 Prints a markdown table per part; with $OUT set, also writes $OUT/speed_<part>.json.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
@@ -112,14 +116,32 @@ def attention_part(repeats: int) -> None:
     )  # fmt: skip
 
 
-def forward_part(repeats: int) -> None:
+# The exact savings for inference, in the order they came (benchmarks/RESULTS.md); ``render`` makes all on a GPU.
+SAVINGS = {
+    "folded projectors": ReCamMasterTransformer3DModel.fold_projectors,
+    "GELU in the product's epilogue": ReCamMasterTransformer3DModel.fuse_feedforward_activations,
+    "norm and rotation in one kernel": ReCamMasterTransformer3DModel.fuse_norm_rotations,
+}
+
+
+def inference_model(backend: str, savings: Sequence[str] = tuple(SAVINGS)) -> ReCamMasterTransformer3DModel:
+    """Compiled blocks on ``backend`` with ``savings`` (names from :data:`SAVINGS`)."""
+    model = transformer()
+    set_attention(model, backend)
+    for saving in savings:
+        SAVINGS[saving](model)
+    model.compile_repeated_blocks(fullgraph=True)
+    return model
+
+
+def forward_part(repeats: int, backends: list[str]) -> None:
     model, arguments = transformer(), inputs()
     with torch.no_grad():
         model.float()
         reference = model(*(a.float() if a.is_floating_point() else a for a in arguments)).sample
         model.to(DTYPE)
     rows = []
-    for backend in BACKENDS:
+    for backend in backends:
         try:
             set_attention(model, backend)
             with torch.no_grad():
@@ -147,26 +169,65 @@ def forward_part(repeats: int) -> None:
         print(rows[-1], flush=True)
         del model
         empty_cache(DEVICE)
-    for fold in (False, True):  # what sampling and training ask for: the target velocity alone (its last block)
-        model = transformer()
-        set_attention(model, best)
-        if fold:
-            model.fold_projectors()
-        model.compile_repeated_blocks(fullgraph=True)
+        torch._dynamo.reset()
+    every = list(SAVINGS)
+    for count in range(len(every) + 1):  # what sampling and training ask for: the target velocity alone (its last
+        model = inference_model(best, every[:count])  # block computes the target tokens alone); then each saving
         call = partial(model, *arguments, source_velocity=False)
         with torch.no_grad():
             output = call().sample
         seconds, peak = timed(call, repeats)
-        name = f"{best}, compiled blocks, target velocity alone{', folded projectors' if fold else ''}"
+        name = ", ".join([f"{best}, compiled blocks, target velocity alone", *every[:count]])
         rows.append((name, seconds, relative(output, reference[:, :, :LATENT_FRAMES]), peak))
         print(rows[-1], flush=True)
         del model
         empty_cache(DEVICE)  # a compiled model that ran is freed only by a collection: not in the next peak
+        torch._dynamo.reset()  # each model's blocks count towards the compiler's recompile limit
     report(
         f"Transformer forward, 65,520 tokens ({torch.cuda.get_device_name()}, torch {torch.__version__}), bf16, "
         f"min of {repeats}; difference: mean |bf16 - float32| / mean |float32|",
         ["attention", "s / forward", "difference to float32", "peak GiB"], rows, ["", ".3f", ".2e", ".2f"],
         "speed_forward",
+    )  # fmt: skip
+
+
+KERNEL_KINDS = {  # substrings of a kernel's name (lower case) -> its kind, first match
+    "attention": ("flash", "fmha", "attention", "attn"),
+    "matrix product": ("gemm", "nvjet", "xmma", "cutlass"),
+    "fused elementwise (inductor)": ("triton",),
+}
+
+
+def profile_part(backend: str) -> None:
+    """Where a forward's time goes: the GPU kernels of one compiled forward with the exact savings, by kind
+    and the largest by name."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, arguments = inference_model(backend), inputs()
+    call = partial(model, *arguments, source_velocity=False)
+    timed(call, 1)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        call()
+        torch.cuda.synchronize()
+    kernels: dict[str, list[float]] = {}
+    for event in profiler.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            kernels.setdefault(event.name, []).append(event.device_time_total / 1000)
+    total = sum(sum(times) for times in kernels.values())
+
+    def kind(name: str) -> str:
+        return next((kind for kind, marks in KERNEL_KINDS.items() if any(m in name.lower() for m in marks)), "other")
+
+    by_kind: dict[str, float] = {}
+    for name, times in kernels.items():
+        by_kind[kind(name)] = by_kind.get(kind(name), 0.0) + sum(times)
+    rows = [(name, "", 0, ms, ms / total) for name, ms in sorted(by_kind.items(), key=lambda item: -item[1])]
+    largest = sorted(kernels.items(), key=lambda item: -sum(item[1]))[:15]
+    rows += [(name[:90], kind(name), len(times), sum(times), sum(times) / total) for name, times in largest]
+    report(
+        f"GPU kernels of one compiled forward, {backend}, target velocity alone, all exact savings "
+        f"({torch.cuda.get_device_name()}); {total:.0f} ms of kernels: kinds, then the largest kernels",
+        ["kernel or kind", "kind", "calls", "ms", "share"], rows, ["", "", "d", ".1f", ".1%"], "speed_profile",
     )  # fmt: skip
 
 
@@ -200,7 +261,8 @@ def render_part(exact_steps: int, fast: list[str], backend: str, compiled: bool)
         vae=random_model(partial(AutoencoderKLWan, **WAN_VAE_CONFIG), DEVICE, DTYPE),
     )
     pipeline.set_progress_bar_config(disable=True)
-    pipeline.transformer.fold_projectors()  # as recammaster.pipeline.load_pipeline does on a GPU
+    for saving in SAVINGS.values():  # as recammaster.pipeline.load_pipeline does on a GPU
+        saving(pipeline.transformer)
     set_attention(pipeline.transformer, backend)
     if compiled:
         pipeline.transformer.compile_repeated_blocks()
@@ -250,6 +312,8 @@ def main() -> None:
     parser.add_argument("--parts", default="attention,forward,kernels,render")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kernel-steps", type=int, default=8)
+    parser.add_argument("--backends", nargs="*", help="the forward part's uncompiled kernels (default: all that "
+                        "run here); the fastest of them is then compiled")  # fmt: skip
     parser.add_argument("--exact-steps", type=int, default=4)
     parser.add_argument("--fast", nargs="*", default=["10:2", "8:4"], help="steps:source_reuse settings")
     parser.add_argument("--backend", default="native", help="the render part's attention backend")
@@ -266,7 +330,9 @@ def main() -> None:
     if "attention" in parts:
         attention_part(arguments.repeats)
     if "forward" in parts:
-        forward_part(arguments.repeats)
+        forward_part(arguments.repeats, arguments.backends or BACKENDS)
+    if "profile" in parts:
+        profile_part(FLASH4 if arguments.flash4 else "native")
     if "kernels" in parts:
         kernels_part(arguments.kernel_steps)
     if "render" in parts:

@@ -36,7 +36,8 @@ from diffusers.models.transformers.transformer_wan import WanTransformer3DModel,
 from torch import nn
 
 from recammaster.models.checkpointing import checkpoint_keeping_attention
-from recammaster.models.self_attention import attend, queries_keys_values
+from recammaster.models.feedforward import fuse_activation
+from recammaster.models.self_attention import SelfAttentionProcessor, attend, queries_keys_values
 
 CAMERA_CONDITION_SIZE = 12  # the top 3x4 of a relative camera-to-world pose, row-major
 CONDITIONINGS = ("frame", "channel", "view")  # how the source video enters: see the module docstring
@@ -314,6 +315,22 @@ class ReCamMasterTransformer3DModel(WanTransformer3DModel):
         for block in self.blocks:
             if not isinstance(block.projector, nn.Identity):
                 block.fold_projector()
+
+    def fuse_feedforward_activations(self) -> None:
+        """Run each feed-forward's GELU in its first product's epilogue when no gradient is asked for
+        (:mod:`recammaster.models.feedforward`): for inference on a GPU. The weights and their keys stay."""
+        for block in self.blocks:
+            fuse_activation(block.ffn)
+
+    def fuse_norm_rotations(self) -> None:
+        """Normalise and rotate each self-attention's queries and keys in one op when no gradient is asked for
+        (:mod:`recammaster.models.norm_rotation`, one kernel on a GPU): for inference. The weights stay."""
+        if self.source_cache is not None:
+            raise ValueError("fuse the norm rotations before attaching a source cache, which wraps the processors")
+        for block in self.blocks:
+            if not isinstance(block.attn1.processor, SelfAttentionProcessor):
+                block.attn1.set_processor(SelfAttentionProcessor(block.attn1.processor))
+            block.attn1.fused_norm_rotation = True
 
     @property
     def sequence_split(self) -> bool:

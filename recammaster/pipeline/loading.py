@@ -56,7 +56,9 @@ def load_pipeline(
     replace the loaded ones, as upstream's ``--ckpt_path`` does. ``compile_blocks``: ``torch.compile`` the
     transformer's blocks, one graph for all of them (it fuses their elementwise work: 10% a step at 1.3B on an
     H100; the first video waits for the compiler). ``attention``: the kernel, one of :data:`ATTENTION_KERNELS`.
-    On a GPU the projectors are folded into the self-attention (``fold_projectors``: one product less a block).
+    On a GPU the projectors are folded into the self-attention (``fold_projectors``: one product less a block), the
+    feed-forward's GELU runs in its product's epilogue (``fuse_feedforward_activations``) and the queries' and keys'
+    norm and rotation in one kernel (``fuse_norm_rotations``).
     """
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
@@ -65,6 +67,8 @@ def load_pipeline(
         pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)
     if device.startswith("cuda"):  # bf16 noise; on the CPU (float32, the embedded model) it would save nothing
         pipeline.transformer.fold_projectors()
+        pipeline.transformer.fuse_feedforward_activations()
+        pipeline.transformer.fuse_norm_rotations()
     if attention != DEFAULT_ATTENTION:  # diffusers' default already
         set_attention(pipeline.transformer, attention)
     if compile_blocks:

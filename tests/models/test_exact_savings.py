@@ -148,3 +148,66 @@ def test_a_block_names_its_parts():
     block, tokens = model.blocks[0], latents.shape[2] * latents.shape[3] * latents.shape[4] // 4
     with pytest.raises(ValueError, match="part must be one of whole, self_attention, text_and_feedforward, got 'self'"):
         block(torch.zeros(2, tokens, 24), text, torch.zeros(2, 6, 24), model.rope(latents), camera, part="self")
+
+
+class OpCalls(TorchDispatchMode):
+    """How many times each op ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, int] = {}
+
+    def __torch_dispatch__(self, function, types, arguments=(), keywords=None):
+        self.calls[str(function)] = self.calls.get(str(function), 0) + 1
+        return function(*arguments, **(keywords or {}))
+
+
+def test_the_fused_feedforward_activation_gives_the_same_output_and_keeps_the_weights():
+    model, (latents, timestep, text, camera) = _model("frame"), _inputs()
+    with torch.no_grad():
+        expected = model(latents, timestep, text, camera).sample
+    weights = {key: value.clone() for key, value in model.state_dict().items()}
+    model.fuse_feedforward_activations()
+    model.fuse_feedforward_activations()  # a second call changes nothing more
+    with torch.no_grad(), OpCalls() as ops:
+        fused = model(latents, timestep, text, camera).sample
+    _close(fused, expected)
+    assert ops.calls["recammaster.linear_gelu.default"] == len(model.blocks)
+    state = model.state_dict()
+    assert state.keys() == weights.keys()
+    assert all(torch.equal(state[key], weights[key]) for key in weights)
+
+
+def test_with_gradients_the_fused_feedforward_runs_the_plain_path():
+    model, (latents, timestep, text, camera) = _model("frame"), _inputs()
+    fused = copy.deepcopy(model)
+    fused.fuse_feedforward_activations()
+    model(latents, timestep, text, camera).sample.square().mean().backward()
+    with OpCalls() as ops:
+        fused(latents, timestep, text, camera).sample.square().mean().backward()
+    assert "recammaster.linear_gelu.default" not in ops.calls
+    for got, want in zip(fused.parameters(), model.parameters(), strict=True):
+        _close(got.grad, want.grad)
+
+
+def test_the_gpu_savings_compile_whole():
+    """Folded projectors and the fused ops, in one graph a block."""
+    model, (latents, timestep, text, camera) = _model("frame"), _inputs()
+    with torch.no_grad():
+        expected = model(latents, timestep, text, camera, source_velocity=False).sample
+        model.fold_projectors()
+        model.fuse_feedforward_activations()
+        model.fuse_norm_rotations()
+        model.compile_repeated_blocks(fullgraph=True)
+        try:
+            compiled = model(latents, timestep, text, camera, source_velocity=False).sample
+        finally:
+            torch._dynamo.reset()
+    _close(compiled, expected)
+
+
+def test_only_a_tanh_gelu_is_fused():
+    model = _model("frame")
+    model.blocks[0].ffn.net[0].approximate = "none"
+    with pytest.raises(ValueError, match="tanh GELU"):
+        model.fuse_feedforward_activations()
