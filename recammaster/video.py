@@ -271,6 +271,18 @@ def _check_frames(frames: Array, name: str) -> Array:
 # ---------------------------------------------------------------------------
 
 
+WRITABLE_SUFFIXES = (".mp4", ".mov", ".mkv")  # containers that take H.264, told by the file's name
+
+
+def check_writable_name(path: str | Path) -> Path:
+    """``path`` as a Path, if its suffix names a container :func:`write_video` can write; else a
+    :class:`VideoError` naming it (asked early, before the work whose result would have nowhere to go)."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise VideoError(path, f"the name must end in {', '.join(WRITABLE_SUFFIXES)} (the container is told by it)")
+    return path
+
+
 def write_video(
     path: str | Path,
     frames: Array,
@@ -285,7 +297,7 @@ def write_video(
     (otherwise :class:`~recammaster.errors.OutputExistsError`). Width and height must be even, as
     4:2:0 chroma needs; we refuse odd sizes rather than pad or crop behind the caller's back.
     """
-    path = Path(path)
+    path = check_writable_name(path)
     frames = _check_frames(frames, "frames")
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:

@@ -161,6 +161,18 @@ def test_write_rejects_frames_that_are_not_uint8_rgb(tmp_path: Path) -> None:
         write_video(tmp_path / "x.mp4", np.zeros((2, 32, 32, 3), dtype=np.float32))
 
 
+@pytest.mark.parametrize("name", ["clip", "clip.gif", "clip.mp4.part"])
+def test_write_refuses_a_name_that_tells_no_container_and_writes_nothing(tmp_path: Path, name: str) -> None:
+    with pytest.raises(VideoError, match=r"clip[.a-z0-9]*: the name must end in \.mp4, \.mov, \.mkv"):
+        write_video(tmp_path / name, numbered_clip(3), fps=15)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_takes_the_container_from_a_capitalised_suffix(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.MOV", numbered_clip(3), fps=15)
+    assert probe_video(path).frames == 3
+
+
 # ---------------------------------------------------------------------------
 # Unreadable files
 # ---------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def render_command(
     from recammaster.pipeline.loading import OFFLOAD_MODES, choose_model, load_pipeline
     from recammaster.pipeline.recammaster_pipeline import check_render_inputs
     from recammaster.pipeline.sampler import SOLVERS
-    from recammaster.video import require_frames
+    from recammaster.video import check_writable_name, require_frames
 
     # 1. Everything that can be checked without a model
     if (video is None) == (dataset_path is None):
@@ -207,6 +207,7 @@ def render_command(
         ]
     else:
         jobs = [_single_job(video, prompt, output, trajectory)]
+        check_writable_name(jobs[0].output)
         if jobs[0].output.exists() and not overwrite:
             raise ReCamMasterError(f"{jobs[0].output}: exists already; pass --overwrite to replace it")
     camera: Trajectory = load_trajectory(trajectory, num_frames=frames)

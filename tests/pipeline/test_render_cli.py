@@ -129,6 +129,8 @@ def test_bad_files_fail_before_the_model(run, no_model, tmp_path):
     code, _, err = run("render", existing, "-p", "x", "-o", tmp_path / "done.mp4", *SMALL)
     assert err == f"error: {tmp_path / 'done.mp4'}: exists already; pass --overwrite to replace it\n"
     assert (tmp_path / "done.mp4").read_bytes() == b"keep"
+    code, _, err = run("render", existing, "-p", "x", "-o", tmp_path / "result", *SMALL)
+    assert err == f"error: {tmp_path / 'result'}: the name must end in .mp4, .mov, .mkv (the container is told by it)\n"
     assert (
         run("render", *SMALL)[2]
         == "error: give either a VIDEO or --dataset_path DIR (batch mode), not both or neither\n"
