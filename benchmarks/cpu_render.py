@@ -19,7 +19,7 @@ import torch
 from recammaster.cameras import get_preset
 from recammaster.hub import embedded_model_dir, example_clip
 from recammaster.models.vae import decode_latents
-from recammaster.pipeline import ReCamMasterPipeline
+from recammaster.pipeline.loading import load_pipeline
 from recammaster.pipeline.recammaster_pipeline import read_render_defaults
 from recammaster.pipeline.sampler import flow_match_sigmas
 from recammaster.video import postprocess_frames, read_video, side_by_side, write_video
@@ -37,7 +37,7 @@ def main() -> None:
         times[name] = now - start
         start = now
 
-    pipeline = ReCamMasterPipeline.load(folder, torch_dtype=torch.float32)
+    pipeline = load_pipeline(folder, "cpu", "none")  # as `recammaster demo` loads it (the VAE's mode too)
     pipeline.set_progress_bar_config(disable=True)
     clip, caption = example_clip()
     video = read_video(clip, 81)
@@ -52,13 +52,14 @@ def main() -> None:
         sigmas = flow_match_sigmas(defaults["num_inference_steps"])
         latents = pipeline.denoise(noise, source, pipeline.prepare_camera(trajectory), positive, None, sigmas, 1.0)
         lap(f"sampling ({defaults['num_inference_steps']} steps)")
-        frames = postprocess_frames(decode_latents(pipeline.vae, latents)[0])
+        frames = postprocess_frames(decode_latents(pipeline.vae, latents, whole_clip=pipeline.whole_clip_vae)[0])
         lap("VAE decode")
     with tempfile.TemporaryDirectory() as scratch:
         write_video(Path(scratch) / "demo.mp4", frames, fps=15)
         write_video(Path(scratch) / "pair.mp4", side_by_side(video, frames, trajectory=trajectory), fps=15)
     lap("write mp4 + side-by-side")
-    print(f"\n{torch.get_num_threads()} threads, {defaults}\n\n| stage | s |\n|---|---|")
+    print(f"\n{torch.get_num_threads()} threads, {defaults}, VAE on whole clips: {pipeline.whole_clip_vae}\n")
+    print("| stage | s |\n|---|---|")
     for name, seconds in times.items():
         print(f"| {name} | {seconds:.1f} |")
     print(f"| total | {sum(times.values()):.1f} |")

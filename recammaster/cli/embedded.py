@@ -60,14 +60,31 @@ def export(
     width: Annotated[int, typer.Option("--width", help="The width the model renders at.")] = 128,
     steps: Annotated[int, typer.Option("--steps", help="Default sampling steps.")] = 16,
     guidance: Annotated[float, typer.Option("--guidance", help="Default guidance scale.")] = 1.0,
+    whole_clip_vae: Annotated[
+        bool,
+        typer.Option(
+            "--whole-clip-vae/--chunked-vae",
+            help="Run the VAE on whole clips (faster for small "
+            "clips; memory grows with the clip) or in diffusers' chunks of four frames.",
+        ),
+    ] = True,
+    model_config: Annotated[
+        str | None, typer.Option("--model-config", help="The named size the run trained, when not the base's.")
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a shippable pipeline: the run's transformer in the base's pipeline, in float16, with its render
     settings (what `recammaster render` uses when it runs this model without options)."""
+    from recammaster.models.configs import TRANSFORMER_CONFIGS
     from recammaster.training.embedded import export_pipeline
 
     for path in (base / "model_index.json", checkpoint):
         if not path.is_file():
             raise ReCamMasterError(f"{path}: not found")
-    defaults = {"height": height, "width": width, "num_inference_steps": steps, "guidance_scale": guidance}
-    typer.echo(f"wrote {export_pipeline(base, checkpoint, output, render_defaults=defaults, overwrite=overwrite)}")
+    defaults = {"height": height, "width": width, "num_inference_steps": steps, "guidance_scale": guidance,
+                "whole_clip_vae": whole_clip_vae}  # fmt: skip
+    if model_config is not None and model_config not in TRANSFORMER_CONFIGS:
+        raise ReCamMasterError(f"--model-config must be one of {', '.join(TRANSFORMER_CONFIGS)}, got {model_config!r}")
+    written = export_pipeline(base, checkpoint, output, render_defaults=defaults, overwrite=overwrite,
+                              model_config=model_config)  # fmt: skip
+    typer.echo(f"wrote {written}")

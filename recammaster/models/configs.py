@@ -5,8 +5,8 @@ same recipe to the larger Wan (spec §1.1; no ReCamMaster weights exist for it).
 model trained here from scratch (7.4 M parameters, 0.6 s per forward at 128x128 x 81 frames on two CPU
 cores; its text comes from a 128-wide umT5); ``embedded-4x`` is that model with (1, 4, 4) patches, for a VAE whose
 latents are 4x smaller than the frames instead of 8x, and ``embedded-4x4c`` the same for such a VAE with 4 latent
-channels instead of 16 (a patch is then 64 numbers, as the 8x layout's 2x2 patches of 16 channels are). ``tiny``
-builds in milliseconds on a CPU, for tests.
+channels instead of 16 (a patch is then 64 numbers, as the 8x layout's 2x2 patches of 16 channels are), and
+``embedded-4x4c-deep`` that with 12 blocks instead of 6. ``tiny`` builds in milliseconds on a CPU, for tests.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ TRANSFORMER_CONFIGS: dict[str, dict[str, Any]] = {
     # with a VAE of 4x latents (32x32 at 128x128), 4x4 patches keep the 8x layout's tokens (8x8 a frame)
     "embedded-4x": {**_EMBEDDED, "patch_size": (1, 4, 4)},
     "embedded-4x4c": {**_EMBEDDED, "patch_size": (1, 4, 4), "in_channels": 4, "out_channels": 4},
+    # twice the depth: is the embedded model at its capacity? (configs/embedded-4x4c-deep.yaml)
+    "embedded-4x4c-deep": {**_EMBEDDED, "patch_size": (1, 4, 4), "in_channels": 4, "out_channels": 4, "num_layers": 12},
     "tiny": {
         **_WAN_SHARED,
         "num_attention_heads": 2,

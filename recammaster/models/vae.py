@@ -27,6 +27,7 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from recammaster.errors import WeightsError
 from recammaster.models.checkpoints import check_keys, read_state_dict
+from recammaster.models.whole_clip_vae import decode_whole_clip, encode_whole_clip
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Config
@@ -269,23 +270,24 @@ def check_video_shape(shape: Iterable[int], multiple: int) -> None:
 
 
 @torch.no_grad()  # the VAE is frozen in ReCamMaster; no graph keeps the activations of 81 frames alive
-def encode_video(vae: AutoencoderKLWan, video: torch.Tensor) -> torch.Tensor:
+def encode_video(vae: AutoencoderKLWan, video: torch.Tensor, whole_clip: bool = False) -> torch.Tensor:
     """Video (B, 3, 4k+1, H, W) in [-1, 1] -> normalised latents (B, C, 1+k, H/s, W/s), s the VAE's
     :func:`spatial_factor` (C 16 and s 8 for Wan2.1).
 
     Deterministic, as upstream: the posterior mean, not a sample. The video takes the VAE's dtype but stays on
     its device: under CPU or group offloading the VAE's weights sit on the CPU until its forward runs.
+    ``whole_clip``: all frames at once (:mod:`recammaster.models.whole_clip_vae`; not under offloading).
     """
     check_video_shape(video.shape, spatial_factor(vae.config))
     video = video.to(dtype=vae.dtype)
-    mu = vae.encode(video).latent_dist.mean  # (B, 3, F, H, W) -> (B, C, 1+(F-1)/4, H/s, W/s)
-    return normalize_latents(mu, vae)
+    posterior = encode_whole_clip(vae, video) if whole_clip else vae.encode(video).latent_dist
+    return normalize_latents(posterior.mean, vae)  # (B, 3, F, H, W) -> (B, C, 1+(F-1)/4, H/s, W/s)
 
 
 @torch.no_grad()
-def decode_latents(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+def decode_latents(vae: AutoencoderKLWan, z: torch.Tensor, whole_clip: bool = False) -> torch.Tensor:
     """Normalised latents (B, C, 1+k, h, w) -> video (B, 3, 4k+1, sh, sw) clamped to [-1, 1], on z's device (s the
-    VAE's :func:`spatial_factor`)."""
+    VAE's :func:`spatial_factor`); ``whole_clip``: all frames at once, as :func:`encode_video`."""
     z = z.to(dtype=vae.dtype)
     mu = denormalize_latents(z, vae)
-    return vae.decode(mu).sample  # diffusers clamps to [-1, 1], as upstream
+    return decode_whole_clip(vae, mu) if whole_clip else vae.decode(mu).sample  # clamped, as upstream

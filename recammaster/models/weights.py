@@ -200,16 +200,29 @@ def load_transformer(
     return model.eval()
 
 
+# A block's outputs into the residual stream: zeroed, the block passes its input on unchanged.
+RESIDUAL_OUTPUTS = ("attn1.to_out.0", "attn2.to_out.0", "ffn.net.2")
+
+
 def warm_start(model: ReCamMasterTransformer3DModel, weights: str | Path) -> list[str]:
     """Copy into ``model`` every tensor of ``weights`` (any :func:`load_transformer` source) whose name and shape
     match; return the names of the model's tensors left as they were, sorted.
 
     For a model that differs from the weights' in a few layers only, a patch size say (the patch embedding and
-    output layer change shape, every block stays): training starts from what the blocks learned. Raises
-    naming the file when no tensor matches.
+    output layer change shape, every block stays): training starts from what the blocks learned. A block the
+    weights lack entirely (a deeper model) starts as the identity, its outputs into the residual stream zeroed
+    (:data:`RESIDUAL_OUTPUTS`), so the deeper model starts computing what the weights did. Raises naming the file
+    when no tensor matches.
     """
     state, _ = _read_transformer_state(weights)
-    return copy_matching_tensors(model, state, str(weights))
+    fresh = copy_matching_tensors(model, state, str(weights))
+    for index, block in enumerate(model.blocks):
+        if not any(key.startswith(f"blocks.{index}.") for key in state):
+            with torch.no_grad():
+                for name in RESIDUAL_OUTPUTS:
+                    for parameter in block.get_submodule(name).parameters():
+                        parameter.zero_()
+    return fresh
 
 
 def copy_matching_tensors(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> list[str]:

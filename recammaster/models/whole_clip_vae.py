@@ -14,10 +14,11 @@ follows a fixed rule that holds on the whole clip too:
 
 The results equal the chunked ones to float rounding (tests/models/test_vae.py), and a training step of the
 embedded VAE on 81 frames is 3-4x faster on two CPU cores (benchmarks/vae_whole_clip.py, benchmarks/RESULTS.md).
-VAE training uses it. Rendering keeps diffusers' chunks: their memory does not grow with the clip (at the official
-480p one whole-clip activation alone takes 6 GB), and their results are the same bits whatever the number of CPU
-threads, which keeps a video rendered by one process equal to one rendered by several; the whole clip's larger
-convolutions round differently with 1 and 2 threads.
+VAE training uses it, and so does rendering with a model whose render defaults ask for it (``whole_clip_vae``: the
+embedded model, whose VAE then takes half the time on two CPU cores). Other models render with diffusers' chunks:
+their memory does not grow with the clip (at the official 480p one whole-clip activation alone takes 6 GB), and
+their results are the same bits whatever the number of CPU threads, which keeps a video rendered by one process
+equal to one rendered by several; the whole clip's larger convolutions round differently with 1 and 2 threads.
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ def load_pipeline(
     """
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     pipeline = ReCamMasterPipeline.load(model_dir, torch_dtype=dtype)  # with --model-dir: errors name what is missing
+    # the model's own choice, but not where offloading hooks wrap the VAE's forward, which whole clips bypass
+    pipeline.whole_clip_vae = offload in ("none", "text") and bool(read_render_defaults(model_dir)["whole_clip_vae"])
     if checkpoint is not None:
         size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
         pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=dtype)

@@ -78,16 +78,19 @@ def build_base_pipeline(
 
 def export_pipeline(
     base: str | Path, checkpoint: str | Path, output: str | Path, *, render_defaults: dict[str, Any],
-    dtype: torch.dtype = torch.float16, overwrite: bool = False,
+    dtype: torch.dtype = torch.float16, overwrite: bool = False, model_config: str | None = None,
 ) -> Path:  # fmt: skip
     """The shippable folder: ``base``'s tokenizer, text encoder and VAE, the transformer weights of
     ``checkpoint`` (official format, from ``train fit``), all in ``dtype``, and ``render_defaults``
-    (height, width, num_frames, num_inference_steps, guidance_scale) for ``recammaster render``."""
+    (height, width, num_frames, num_inference_steps, guidance_scale) for ``recammaster render``. ``model_config``:
+    the named size the run trained (``models.configs``), when it is not the base's."""
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise OutputExistsError(f"{output}: exists and is not empty; pass --overwrite to replace it")
     pipeline = ReCamMasterPipeline.load(base, torch_dtype=torch.float32)
     size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
+    if model_config is not None:
+        size.update(transformer_config(model_config))
     pipeline.transformer = load_transformer(checkpoint, config=size, torch_dtype=torch.float32)
     pipeline.to(dtype).save_pretrained(output)
     (output / RENDER_DEFAULTS_FILE).write_text(json.dumps(render_defaults, indent=1) + "\n")

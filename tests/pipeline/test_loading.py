@@ -1,11 +1,16 @@
 """The memory modes of ``load_pipeline``: which models stream by blocks, and that the output does not change."""
 
+import json
+import shutil
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
 
 from recammaster.errors import ReCamMasterError
 from recammaster.pipeline.loading import load_pipeline
+from recammaster.pipeline.recammaster_pipeline import RENDER_DEFAULTS_FILE
 
 
 def streamed(model) -> bool:
@@ -25,6 +30,27 @@ def test_offload_modes_stream_their_models_and_render_the_resident_result(pipeli
     assert tuple(streamed(m) for m in (pipeline.text_encoder, pipeline.transformer, pipeline.vae)) == expected
     assert pipeline.vae.use_tiling == (offload == "group-tiled")  # 32x32 frames fit one tile: the same output
     np.testing.assert_array_equal(render(pipeline), render(load_pipeline(pipeline_dir, "cpu", "none")))
+
+
+@pytest.mark.parametrize(("asked", "offload", "expected"), [(True, "none", True), (True, "text", True),
+                                                          (True, "group", False), (False, "none", False)])  # fmt: skip
+def test_a_model_that_asks_for_whole_clips_renders_them_and_the_same_video(pipeline_dir, source_video, tmp_path, asked,
+                                                                         offload, expected):  # fmt: skip
+    folder = tmp_path / "model"
+    shutil.copytree(pipeline_dir, folder)
+    (folder / RENDER_DEFAULTS_FILE).write_text(json.dumps({"whole_clip_vae": asked}))
+    pipeline = load_pipeline(folder, "cpu", offload)
+    assert pipeline.whole_clip_vae == expected
+    chunked = load_pipeline(pipeline_dir, "cpu", "none")
+    assert not chunked.whole_clip_vae  # a model without the setting: upstream's chunks
+    calls = []
+    for model in (pipeline, chunked):
+        with patch.object(type(model.vae), "decode", side_effect=type(model.vae).decode, autospec=True) as decode:
+            frames = model(source_video[:9], "pan-left", "a scene", height=32, width=32, num_frames=9,
+                           num_inference_steps=2, output_type="pt").frames  # fmt: skip
+        calls.append((frames, decode.call_count))
+    torch.testing.assert_close(calls[0][0], calls[1][0], rtol=0, atol=1e-5)
+    assert (calls[0][1], calls[1][1]) == (0 if expected else 1, 1)
 
 
 def test_an_unknown_mode_names_the_choices(pipeline_dir):

@@ -4,9 +4,11 @@ import torch
 from diffusers import AutoencoderKLWan
 from safetensors import safe_open
 
+from recammaster.hub import embedded_model_dir
 from recammaster.models.configs import transformer_config
+from recammaster.models.transformer import ReCamMasterTransformer3DModel
 from recammaster.models.vae import WAN_VAE_CONFIG
-from recammaster.models.weights import save_official_checkpoint
+from recammaster.models.weights import save_official_checkpoint, warm_start
 from recammaster.pipeline import ReCamMasterPipeline
 from recammaster.pipeline.recammaster_pipeline import read_render_defaults
 from recammaster.training.embedded import build_base_pipeline, caption_corpus
@@ -38,7 +40,7 @@ def test_base_pipeline_then_export_round_trip(tmp_path, run):
             dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 - not a dict
             assert dtypes == {"F16"}, path
     assert read_render_defaults(tmp_path / "shipped") == {"height": 64, "width": 96, "num_inference_steps": 8,
-                                                          "guidance_scale": 1.0}  # fmt: skip
+                                                          "guidance_scale": 1.0, "whole_clip_vae": True}  # fmt: skip
     code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o",
                        tmp_path / "shipped")  # fmt: skip
     assert code == 1
@@ -92,3 +94,25 @@ def test_a_base_for_a_4x_vae_gets_the_transformer_with_4x4_patches(tmp_path, run
     assert code == 1
     assert err.endswith(f"error: {tmp_path / '2x'}: a VAE of 2x latents of 16 channels; the embedded sizes are for "
                         "8x of 16, 4x of 16, 4x of 4\n")  # fmt: skip
+
+
+def test_export_of_a_deeper_run_takes_its_named_size(tmp_path, run):
+    """A run of another size than its base's (configs/embedded-4x4c-deep.yaml: twice the blocks) exports with it."""
+    base = embedded_model_dir()
+    deeper = ReCamMasterTransformer3DModel(**transformer_config("embedded-4x4c-deep"))
+    warm_start(deeper, base / "transformer")
+    save_official_checkpoint(deeper, tmp_path / "step1.ckpt", dtype=torch.float32)
+    arguments = ("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o", tmp_path / "out")
+    code, _, err = run(*arguments)
+    assert code == 1
+    assert "weights do not fit the model; unknown: blocks.6." in err
+    code, _, err = run(*arguments, "--model-config", "embedded-9x")
+    assert code == 1
+    assert err.startswith("error: --model-config must be one of wan2.1-t2v-1.3b, ")
+    assert err.rstrip().endswith("got 'embedded-9x'")
+    code, _, err = run(*arguments, "--model-config", "embedded-4x4c-deep")
+    assert code == 0, err
+    exported = ReCamMasterPipeline.load(tmp_path / "out", torch_dtype=torch.float32).transformer
+    assert exported.config.num_layers == 12
+    for key, value in deeper.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[key], value.half().float(), msg=key)

@@ -125,6 +125,21 @@ def test_warm_start_copies_the_matching_tensors_into_a_model_of_another_patch_si
         warm_start(unrelated, run / "checkpoints" / "step1.ckpt")
 
 
+def test_warm_start_of_a_deeper_model_starts_its_new_blocks_as_the_identity(tmp_path, pipeline_dir):
+    run = fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=1, checkpoint_every=1), progress=False)
+    weights = run / "checkpoints" / "step1.ckpt"
+    shallow = load_transformer(weights, config=transformer_config("tiny"), torch_dtype=torch.float32)
+    layers = shallow.config.num_layers
+    deeper = ReCamMasterTransformer3DModel(**{**transformer_config("tiny"), "num_layers": layers + 2})
+    fresh = warm_start(deeper, weights)
+    assert {name.split(".")[1] for name in fresh} == {str(layers), str(layers + 1)}  # the new blocks alone
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 16, 4, 8, 8, generator=generator)
+    arguments = (latents, torch.tensor([500.0]), torch.randn(1, 5, 16, generator=generator), torch.randn(1, 2, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(deeper(*arguments).sample, shallow(*arguments).sample)
+
+
 def test_compiled_blocks_train_as_the_plain_ones_and_keep_their_weight_names(tmp_path, pipeline_dir):
     from torch._dynamo.utils import counters
 
