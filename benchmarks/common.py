@@ -66,6 +66,34 @@ def empty_cache(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+KERNEL_KINDS = {  # substrings of a kernel's name (lower case) -> its kind, first match
+    "attention": ("flash", "fmha", "attention", "attn"),
+    "matrix product": ("gemm", "nvjet", "xmma", "cutlass"),
+    "fused elementwise (inductor)": ("triton",),
+}
+
+
+def kernel_rows(profiler, largest: int = 15) -> tuple[float, list[tuple]]:
+    """The GPU kernels a ``torch.profiler`` run recorded: their total milliseconds, and rows (name, kind, calls, ms,
+    share) by kind (:data:`KERNEL_KINDS`), then the ``largest`` kernels by name."""
+    kernels: dict[str, list[float]] = {}
+    for event in profiler.events():  # GPU events, less the ranges user annotations span (the optimizer step's)
+        if event.device_type == torch.autograd.DeviceType.CUDA and not event.is_user_annotation:
+            kernels.setdefault(event.name, []).append(event.device_time_total / 1000)
+    total = sum(sum(times) for times in kernels.values())
+
+    def kind(name: str) -> str:
+        return next((kind for kind, marks in KERNEL_KINDS.items() if any(m in name.lower() for m in marks)), "other")
+
+    by_kind: dict[str, float] = {}
+    for name, times in kernels.items():
+        by_kind[kind(name)] = by_kind.get(kind(name), 0.0) + sum(times)
+    rows = [(name, "", 0, ms, ms / total) for name, ms in sorted(by_kind.items(), key=lambda item: -item[1])]
+    top = sorted(kernels.items(), key=lambda item: -sum(item[1]))[:largest]
+    rows += [(name[:90], kind(name), len(times), sum(times), sum(times) / total) for name, times in top]
+    return total, rows
+
+
 def report(title: str, columns: list[str], rows: list[tuple], formats: list[str], name: str, **extra: object) -> None:
     """Print a markdown table under ``title``; with $OUT set, also write the rows as $OUT/<name>.json."""
     import json

@@ -35,7 +35,7 @@ from functools import partial
 
 import numpy as np
 import torch
-from common import empty_cache, random_model, report, timed
+from common import empty_cache, kernel_rows, random_model, report, timed
 from diffusers import AutoencoderKLWan
 from pipeline_memory import StandInTokenizer
 from transformers import UMT5EncoderModel
@@ -191,13 +191,6 @@ def forward_part(repeats: int, backends: list[str]) -> None:
     )  # fmt: skip
 
 
-KERNEL_KINDS = {  # substrings of a kernel's name (lower case) -> its kind, first match
-    "attention": ("flash", "fmha", "attention", "attn"),
-    "matrix product": ("gemm", "nvjet", "xmma", "cutlass"),
-    "fused elementwise (inductor)": ("triton",),
-}
-
-
 def profile_part(backend: str) -> None:
     """Where a forward's time goes: the GPU kernels of one compiled forward with the exact savings, by kind
     and the largest by name."""
@@ -209,21 +202,7 @@ def profile_part(backend: str) -> None:
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
         call()
         torch.cuda.synchronize()
-    kernels: dict[str, list[float]] = {}
-    for event in profiler.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            kernels.setdefault(event.name, []).append(event.device_time_total / 1000)
-    total = sum(sum(times) for times in kernels.values())
-
-    def kind(name: str) -> str:
-        return next((kind for kind, marks in KERNEL_KINDS.items() if any(m in name.lower() for m in marks)), "other")
-
-    by_kind: dict[str, float] = {}
-    for name, times in kernels.items():
-        by_kind[kind(name)] = by_kind.get(kind(name), 0.0) + sum(times)
-    rows = [(name, "", 0, ms, ms / total) for name, ms in sorted(by_kind.items(), key=lambda item: -item[1])]
-    largest = sorted(kernels.items(), key=lambda item: -sum(item[1]))[:15]
-    rows += [(name[:90], kind(name), len(times), sum(times), sum(times) / total) for name, times in largest]
+    total, rows = kernel_rows(profiler)
     report(
         f"GPU kernels of one compiled forward, {backend}, target velocity alone, all exact savings "
         f"({torch.cuda.get_device_name()}); {total:.0f} ms of kernels: kinds, then the largest kernels",
