@@ -44,7 +44,7 @@ from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, Ti
 from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
 from recammaster.training.module import CHECKPOINTING, ReCamMasterTraining
 from recammaster.training.objective import ConditionAugmentation
-from recammaster.training.schedule import RateSchedule
+from recammaster.training.schedule import TIMESTEP_WEIGHTINGS, RateSchedule
 from recammaster.training.trainable import TRAINABLE_SETS
 
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_1", "deepspeed_stage_2")
@@ -103,6 +103,7 @@ class FitConfig:
     condition_drop: float = 0.0
     text_drop: float = 0.0
     character_weight: float = 1.0  # synthetic-pool: the loss weighs latents covered by characters this many times
+    timestep_weighting: str = "upstream"  # the loss weight of each noise level: upstream's bump, or flat
     # hardware
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -170,6 +171,9 @@ class FitConfig:
             problems.append(f"character_weight must be a positive number, got {self.character_weight!r}")
         elif self.character_weight != 1 and self.data != "synthetic-pool":
             problems.append(f"character_weight needs data: synthetic-pool (its character masks), not {self.data}")
+        if self.timestep_weighting not in TIMESTEP_WEIGHTINGS:
+            problems.append(f"timestep_weighting must be one of {', '.join(TIMESTEP_WEIGHTINGS)}, "
+                            f"got {self.timestep_weighting!r}")  # fmt: skip
         for name in ("max_steps", "batch_size", "accumulate_grad_batches", "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -343,6 +347,7 @@ def fit(config: FitConfig, *, overwrite: bool = False, progress: bool = True) ->
         text_encoder=pipeline.text_encoder if pipeline is not None and config.data == "synthetic" else None,
         tokenizer=pipeline.tokenizer if pipeline is not None else None, empty_text=empty_text,
         character_weight=config.character_weight,
+        timestep_weighting=config.timestep_weighting,
     )  # fmt: skip
     callbacks: list[L.Callback] = [
         ThroughputMonitor(batch_size_fn=batch_size, window_size=THROUGHPUT_WINDOW),

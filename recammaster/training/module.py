@@ -61,6 +61,8 @@ class ReCamMasterTraining(L.LightningModule):
         empty_text: (L, D) embedding of the empty caption, for ``text_drop`` with cached latents.
         character_weight: how many times more the loss weighs latent values wholly covered by characters (batches
             then need ``target_characters``, which :class:`SyntheticLatentPool` gives); 1 weighs all alike.
+        timestep_weighting: the loss weight of each noise level, ``upstream``'s bump or ``flat``
+            (:class:`~recammaster.training.schedule.TrainingSchedule`).
     """
 
     flops_per_batch = None  # read by the throughput log (samples per second); FLOPs are not counted
@@ -84,6 +86,7 @@ class ReCamMasterTraining(L.LightningModule):
         empty_text: torch.Tensor | None = None,
         max_sequence_length: int = 512,
         character_weight: float = 1.0,
+        timestep_weighting: str = "upstream",
     ) -> None:
         super().__init__()
         self.transformer = select_trainable(transformer, trainable, lora_rank).train()
@@ -101,7 +104,7 @@ class ReCamMasterTraining(L.LightningModule):
         self.rate_schedule = rate_schedule or RateSchedule()
         self.augmentation = augmentation or ConditionAugmentation()
         self.seed, self.max_sequence_length, self.character_weight = seed, max_sequence_length, character_weight
-        self.schedule = TrainingSchedule()
+        self.schedule = TrainingSchedule(weighting=timestep_weighting)
         self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
         for frozen in (vae, text_encoder):
             if frozen is not None:

@@ -5,6 +5,10 @@ Spec ``upstream-recammaster.md`` §2.5: the 1000 training sigmas are the sampler
 steps (shift 5), t_i = 1000 sigma_i. A step draws i uniformly, rounds t_i to bfloat16 (the DiT sees that
 rounded t), and then trains on the sigma, and with the weight, of the schedule entry nearest the rounded
 t. The weight is a Gaussian bump around t = 500, shifted to 0 at its minimum and scaled to mean 1.
+
+The bump all but ignores the noisiest draws (sigma > 0.9: 36% of the draws, 10% of the loss; t = 1000 weighs 0),
+where the noisy target tells nothing and the model must infer it from the source and the camera. ``weighting="flat"``
+weighs every draw 1, an option for models trained from scratch (the embedded default), which have that to learn.
 """
 
 from __future__ import annotations
@@ -32,13 +36,21 @@ class TrainingDraw:
     weight: torch.Tensor
 
 
-class TrainingSchedule:
-    """The 1000-entry training schedule, with upstream's draw (index, bf16 rounding, nearest entry)."""
+TIMESTEP_WEIGHTINGS = ("upstream", "flat")
 
-    def __init__(self, num_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = DEFAULT_SHIFT) -> None:
+
+class TrainingSchedule:
+    """The 1000-entry training schedule, with upstream's draw (index, bf16 rounding, nearest entry) and loss
+    weights (``weighting``: ``upstream``'s bump, or ``flat``, every noise level alike)."""
+
+    def __init__(
+        self, num_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = DEFAULT_SHIFT, weighting: str = "upstream"
+    ) -> None:
+        if weighting not in TIMESTEP_WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(TIMESTEP_WEIGHTINGS)}, got {weighting!r}")
         self.sigmas = flow_match_sigmas(num_timesteps, shift)[:-1]
         self.timesteps = self.sigmas * NUM_TRAIN_TIMESTEPS
-        self.weights = loss_weights(self.timesteps)
+        self.weights = loss_weights(self.timesteps) if weighting == "upstream" else torch.ones_like(self.timesteps)
 
     def nearest(self, timesteps: torch.Tensor) -> torch.Tensor:
         """Index of the schedule entry nearest each timestep (the first one on a tie, as argmin)."""

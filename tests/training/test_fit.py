@@ -179,6 +179,8 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", character_weight=4))
     with pytest.raises(ReCamMasterError, match="character_weight must be a positive number, got 0"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", character_weight=0))
+    with pytest.raises(ReCamMasterError, match="timestep_weighting must be one of upstream, flat, got 'even'"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", timestep_weighting="even"))
     bad_kernels = r"attention must be one of native, .*flash4, got 'fa3'; gradient_checkpointing must be true, false"
     with pytest.raises(ReCamMasterError, match=bad_kernels + " or selective, got 'some'"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", gradient_checkpointing="some",
@@ -345,7 +347,8 @@ def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_d
     assert (run / POOL_FILE).stat().st_mtime_ns == written
 
     weighted = dataclasses.replace(config, output_dir=str(tmp_path / "weighted"), pool_file=str(run / POOL_FILE),
-                                   character_weight=4.0, max_steps=1, sample_every=0)  # fmt: skip
+                                   character_weight=4.0, timestep_weighting="flat", max_steps=1,
+                                   sample_every=0)  # fmt: skip
     assert (fit(weighted, progress=False) / "checkpoints" / "step1.ckpt").is_file()
     old = torch.load(run / POOL_FILE, weights_only=False)  # a pool file from before character masks were kept
     del old["characters"]
@@ -365,6 +368,12 @@ def test_character_weight_turns_character_coverage_into_loss_weights():
     with pytest.raises(ValueError, match="character_weight needs batches with target_characters"):
         weighted.loss_weights({"target_latents": torch.zeros(1)})
     assert ReCamMasterTraining(transformer, trainable="full").loss_weights({"target_characters": coverage}) is None
+
+
+def test_timestep_weighting_chooses_the_schedules_loss_weights():
+    transformer = ReCamMasterTransformer3DModel(**transformer_config("tiny"))
+    assert torch.equal(ReCamMasterTraining(transformer, timestep_weighting="flat").schedule.weights, torch.ones(1000))
+    assert ReCamMasterTraining(transformer).schedule.weights[0] == 0  # upstream's bump: t = 1000 weighs nothing
 
 
 def test_a_time_limit_stops_each_invocation_and_the_next_one_goes_on(tmp_path, pipeline_dir):

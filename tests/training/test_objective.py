@@ -33,6 +33,18 @@ def test_schedule_matches_the_spec():
     assert schedule.weights[-1].item() == pytest.approx(0.032, abs=1e-3)
 
 
+def test_flat_weighting_keeps_upstreams_draw_and_weighs_every_level_one():
+    upstream, flat = TrainingSchedule(), TrainingSchedule(weighting="flat")
+    torch.testing.assert_close(flat.sigmas, upstream.sigmas)
+    assert torch.equal(flat.weights, torch.ones(1000))
+    a, b = (schedule.draw(64, torch.Generator().manual_seed(3)) for schedule in (upstream, flat))
+    torch.testing.assert_close(a.sigma, b.sigma)
+    assert torch.equal(b.weight, torch.ones(64))
+    assert not torch.equal(a.weight, b.weight)
+    with pytest.raises(ValueError, match="weighting must be one of upstream, flat, got 'even'"):
+        TrainingSchedule(weighting="even")
+
+
 def test_draw_rounds_to_bf16_and_takes_the_nearest_entry():
     schedule = TrainingSchedule()
     _, t, w = spec_schedule()
