@@ -8,7 +8,8 @@ t. The weight is a Gaussian bump around t = 500, shifted to 0 at its minimum and
 
 The bump all but ignores the noisiest draws (sigma > 0.9: 36% of the draws, 10% of the loss; t = 1000 weighs 0),
 where the noisy target tells nothing and the model must infer it from the source and the camera. ``weighting="flat"``
-weighs every draw 1, an option for models trained from scratch (the embedded default), which have that to learn.
+weighs every draw 1. Tried on the embedded default (configs/embedded-4x4c-chars16-flat.yaml), it gained nothing
+over the bump (docs/embedded.md, "Where the characters come from").
 """
 
 from __future__ import annotations
