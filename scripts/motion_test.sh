@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# Do the characters keep their motion when the loss weighs them more (configs/embedded-4x4c-chars16.yaml), and
-# when every noise level counts alike too (configs/embedded-4x4c-chars16-flat.yaml)? Trains both side by side on one
-# GPU (the first renders the shared pool, the second starts once it is written), then exports them and scores them
-# beside the shipped model: `eval synthetic` on held-out scenes 1-3 (runs/eval-*/report.md) and
-# scripts/source_use.py (runs/source_use.json).
+# Do the characters keep their motion after a change of loss or data? Trains fine-tuning runs of the shipped transformer
+# side by side on one GPU, exports them and scores them beside the shipped model: scripts/source_use.py
+# (runs/source_use.json; runs/source_use_still.json with a source camera that stands still) and `eval synthetic` on held-out scenes 1-3 (runs/eval-*/report.md; skipped with EVAL=0).
+# Runs that share a pool file wait for the first to write it; runs with pools of their own render them at once.
 #
-#   scripts/motion_test.sh [MINUTES]    # one GPU; resumable: run it again to go on (MINUTES caps each run's chunk)
+#   scripts/motion_test.sh [MINUTES [CONFIG ...]]   # one GPU; resumable: run it again to go on (MINUTES caps a chunk)
+#
+# Session 14: configs/embedded-4x4c-chars16.yaml and -chars16-flat.yaml (the default); session 15:
+# configs/embedded-4x4c-walkers.yaml and -walkers-still.yaml, then -still-sources.yaml and -still-sources-chars4.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-9}
-runs=(embedded-4x4c-chars16 embedded-4x4c-chars16-flat)
-pool=runs/embedded-4x4c-pool-seed4.pt
+shift || true
+runs=("$@")
+[ ${#runs[@]} -gt 0 ] || runs=(embedded-4x4c-chars16 embedded-4x4c-chars16-flat)
+setting() { sed -n "s/^$2: *\([^ #]*\).*/\1/p" "configs/$1.yaml"; }
 mkdir -p runs
-train() {
-    python -m recammaster.cli train fit --config "configs/$1.yaml" --max-minutes "$minutes" --no-progress \
-        >> "runs/$1.log" 2>&1
-}
-train "${runs[0]}" &
-first=$!
-while [ ! -f "$pool" ] && kill -0 "$first" 2>/dev/null; do sleep 5; done
-train "${runs[1]}" &
-second=$!
-wait "$first"
-wait "$second"
+pools=() pids=()
+for run in "${runs[@]}"; do
+    pool=$(setting "$run" pool_file)
+    for earlier in "${!pools[@]}"; do  # a pool being rendered by an earlier run: wait for its file
+        if [ "${pools[$earlier]}" = "$pool" ]; then
+            while [ ! -f "$pool" ] && kill -0 "${pids[$earlier]}" 2>/dev/null; do sleep 5; done
+        fi
+    done
+    python -m recammaster.cli train fit --config "configs/$run.yaml" --max-minutes "$minutes" --no-progress \
+        >> "runs/$run.log" 2>&1 &
+    pools+=("$pool") pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
 models=(recammaster/assets/embedded)
 for run in "${runs[@]}"; do
-    checkpoint=runs/$run/checkpoints/step5000.ckpt
+    checkpoint=runs/$run/checkpoints/step$(setting "$run" max_steps).ckpt
     if [ ! -f "$checkpoint" ]; then
         echo "$run: training not finished: run $0 again to go on"
         exit 0
@@ -34,8 +40,10 @@ for run in "${runs[@]}"; do
         -o "runs/$run-export" --overwrite
     models+=("runs/$run-export")
 done
+python scripts/source_use.py "${models[@]/#/--model-dir=}" -o runs/source_use.json
+python scripts/source_use.py "${models[@]/#/--model-dir=}" --still-source -o runs/source_use_still.json
+[ "${EVAL:-1}" = 0 ] && exit 0
 for model in "${models[@]}"; do
     python -m recammaster.cli eval synthetic --model-dir "$model" --scenes 3 --no-videos --no-progress \
         -o "runs/eval-$(basename "$model")" --overwrite
 done
-python scripts/source_use.py "${models[@]/#/--model-dir=}" -o runs/source_use.json

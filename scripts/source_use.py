@@ -1,6 +1,6 @@
 """Does a model take its characters from the source frame of the same time? One prediction from pure noise.
 
-    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--presets 1 2 6 9] [-o OUT.json]
+    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--presets 1 2 6 9] [--still-source] [-o OUT.json]
 
 For held-out scenes of ``recammaster eval synthetic``, the model predicts the clean target in one step from pure
 noise (sigma 1: all it knows comes from the source and the camera), once with the source video as it is and once
@@ -45,11 +45,13 @@ def one_step_prediction(pipeline, video: np.ndarray, request, caption: str, nois
     return postprocess_frames(decode_latents(pipeline.vae, clean, whole_clip=pipeline.whole_clip_vae)[0])
 
 
-def character_scores(pipeline, scenes: int, presets: list[int], device: str) -> dict[str, list[float]]:
+def character_scores(pipeline, scenes: int, presets: list[int], device: str,
+                     still_source: bool = False) -> dict[str, list[float]]:  # fmt: skip
     """Mean character PSNR per quarter, over scenes and presets, for each kind of source."""
     scores = {kind: [] for kind in SOURCES}
     for index in range(1, scenes + 1):
-        scene = held_out_scene(index, seed=DEFAULT_SEED, size=128, num_frames=81, device=device)
+        scene = held_out_scene(index, seed=DEFAULT_SEED, size=128, num_frames=81, device=device,
+                               still_source=still_source)  # fmt: skip
         frozen = np.repeat(scene.source[:1], len(scene.source), axis=0)
         for preset in presets:
             target, shown = scene.targets[preset], scene.characters[preset]
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, action="append", help="a saved pipeline (default: the shipped one)")
     parser.add_argument("--scenes", type=int, default=3)
     parser.add_argument("--presets", type=int, nargs="+", default=[1, 2, 6, 9])
+    parser.add_argument("--still-source", action="store_true", help="film the source with a camera standing still")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("-o", "--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args()
@@ -78,7 +81,7 @@ def main() -> None:
     for model_dir in args.model_dir or [embedded_model_dir()]:
         pipeline = load_pipeline(model_dir, args.device, "none")
         pipeline.set_progress_bar_config(disable=True)
-        results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, args.device)
+        results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, args.device, args.still_source)
     if args.output:
         write_text_atomic(args.output, json.dumps(results, indent=1) + "\n")
     print("| model | source | " + " | ".join(f"frames {a}-{b - 1}" for a, b in QUARTERS) + " |")

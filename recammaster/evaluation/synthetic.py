@@ -85,15 +85,19 @@ class HeldOutScene:
     focal_px: float  # the lens, in pixels (both axes)
 
 
-def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device: str | torch.device) -> HeldOutScene:
+def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device: str | torch.device,
+                   still_source: bool = False) -> HeldOutScene:  # fmt: skip
     """Render scene ``index`` of ``seed`` from its first camera and along the ten presets placed there.
 
     One render call for all eleven cameras, as ``SyntheticPairStream.render`` draws a scene's cameras; its
     depth tells which pixels of each ground truth the source shows (:func:`regions.visible_mask`), its masks
-    which show a character.
+    which show a character. ``still_source``: the first camera stands still at its first pose (the simplest
+    source whose characters move: where they are at a time is where the source shows them then).
     """
     spec = make_scene(seed, index, num_frames)
     start = spec.trajectories[0].poses
+    if still_source:
+        start = np.broadcast_to(start[0], start.shape).copy()
     requests = {number: get_preset(number)(num_frames=num_frames) for number in OFFICIAL_PRESETS}
     poses = np.stack([start] + [request.placed_at(start[0]).poses for request in requests.values()])
     intrinsics = crop_intrinsics(spec.lens, size, size)

@@ -133,6 +133,9 @@ class SyntheticLatentPool(Dataset):
     device: load them without workers. Memory: at 128x128 x 81 frames one latent clip takes 172 KB (bf16),
     a scene's caption 128 KB.
 
+    ``walk_share`` and ``still_share`` change the scenes' mix (:func:`recammaster.data.synth.scene.sample_characters`)
+    and the re-filmings' (:func:`recammaster.data.synth.scene.refilm_trajectories`); their defaults keep the engine's.
+
     Items also hold ``target_characters`` (F, h, w): the share of each target latent value's pixels that show a
     character (:func:`recammaster.models.vae.latent_coverage` of the renderer's masks), for a loss that weighs
     characters more. Pool files written before these were kept load without them.
@@ -140,7 +143,8 @@ class SyntheticLatentPool(Dataset):
 
     def __init__(self, vae, tokenizer, text_encoder, *, seed: int, num_scenes: int, height: int, width: int,
                  num_frames: int, device: torch.device | str, first_scene: int = 1, max_sequence_length: int = 512,
-                 progress: bool = True, cache: Path | None = None, refilm: int = 0) -> None:  # fmt: skip
+                 progress: bool = True, cache: Path | None = None, refilm: int = 0, walk_share: float | None = None,
+                 still_share: float = 0.0) -> None:  # fmt: skip
         """``cache``: a file the pool is read from when it exists and written to when not, so that a resumed
         run, or another run of the same pool, skips the rendering. It records the pool's settings; a file of
         other settings is an error. It does not record the VAE and text encoder: one file, one model_dir."""
@@ -148,24 +152,32 @@ class SyntheticLatentPool(Dataset):
             raise ValueError(f"a pool needs at least one scene, got {num_scenes}")
         if refilm < 0:
             raise ValueError(f"refilm must not be negative, got {refilm}")
+        if still_share and not refilm:
+            raise ValueError("still_share needs re-filmings (refilm > 0): the still cameras are re-filmings")
         self.refilm = refilm
         self.group_size = 1 + refilm if refilm else CAMERAS
         self.pairs_per_scene = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
         settings = {"seed": seed, "first_scene": first_scene, "num_scenes": num_scenes, "height": height,
                     "width": width, "num_frames": num_frames, "refilm": refilm,
                     "max_sequence_length": max_sequence_length}  # fmt: skip
+        # the mix is recorded only when it is not the engine's, so that pool files written before it existed match
+        if walk_share is not None:
+            settings["walk_share"] = walk_share
+        if still_share:
+            settings["still_share"] = still_share
         if cache is not None and cache.is_file():
             saved = torch.load(cache, map_location=device, weights_only=False)
             kept = saved.get("settings", settings)  # pools written before settings were kept pass
             if kept != settings:
-                differences = ", ".join(f"{key} {kept.get(key)} (asked {value})"
-                                        for key, value in settings.items() if kept.get(key) != value)  # fmt: skip
+                differences = ", ".join(f"{key} {kept.get(key)} (asked {settings.get(key)})"
+                                        for key in dict.fromkeys([*settings, *kept])
+                                        if kept.get(key) != settings.get(key))  # fmt: skip
                 raise DatasetError(f"{cache}: a scene pool of other settings: {differences}; name another pool file")
             self.latents, self.poses, self.text = saved["latents"], saved["poses"], saved["text"]
             self._empty_text, self.characters = saved["empty_text"], saved.get("characters")
             return
         self._render(vae, tokenizer, text_encoder, seed, range(first_scene, first_scene + num_scenes), height, width,
-                     num_frames, device, max_sequence_length, progress)  # fmt: skip
+                     num_frames, device, max_sequence_length, progress, walk_share, still_share)  # fmt: skip
         if cache is not None:
             with atomic_output(cache, overwrite=True) as partial:  # ranks of one host write the same pool
                 torch.save({"latents": self.latents, "poses": self.poses, "text": self.text,
@@ -173,7 +185,7 @@ class SyntheticLatentPool(Dataset):
                            partial)  # fmt: skip
 
     def _render(self, vae, tokenizer, text_encoder, seed, scenes, height, width, num_frames, device,
-                max_sequence_length, progress) -> None:  # fmt: skip
+                max_sequence_length, progress, walk_share, still_share) -> None:  # fmt: skip
         from tqdm import tqdm
 
         renderer = SyntheticPairStream(seed, num_frames=num_frames, height=height, width=width, device=device)
@@ -181,9 +193,10 @@ class SyntheticLatentPool(Dataset):
         spatial = spatial_factor(vae.config)
         with torch.no_grad():
             for index in tqdm(scenes, desc="rendering and encoding the scene pool", unit="scene", disable=not progress):
-                spec = make_scene(seed, index, num_frames)
+                spec = make_scene(seed, index, num_frames, walk_share)
                 if self.refilm:
-                    extra = refilm_trajectories(spec, np.random.default_rng([seed, index, _REFILM_STREAM]), self.refilm)
+                    refilm_rng = np.random.default_rng([seed, index, _REFILM_STREAM])
+                    extra = refilm_trajectories(spec, refilm_rng, self.refilm, still_share)
                     spec = dataclasses.replace(spec, trajectories=spec.trajectories + extra)
                 images, masks = renderer.render_with_masks(spec)
                 videos = renderer.to_video(images).to(vae.dtype)  # (cameras, 3, T, H, W)

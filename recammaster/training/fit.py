@@ -83,6 +83,8 @@ class FitConfig:
     pool_scenes: int = 100  # synthetic-pool: scenes rendered and encoded once (90 pairs each)
     pool_refilm: int = 0  # synthetic-pool: >0 pairs cameras that share frame 0 instead (SyntheticLatentPool)
     pool_file: str | None = None  # synthetic-pool: where the pool is kept (default <output_dir>/scene_pool.pt)
+    pool_walk_share: float | None = None  # synthetic-pool: the chance a character walks (default: 1 in 6)
+    pool_still_share: float = 0.0  # synthetic-pool: the chance a re-filming stands still (needs pool_refilm)
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -165,6 +167,14 @@ class FitConfig:
             problems.append(f"pool_refilm must be a whole number of cameras (0 or more), got {self.pool_refilm!r}")
         elif self.pool_refilm and self.data != "synthetic-pool":
             problems.append(f"pool_refilm works with data: synthetic-pool, not {self.data}")
+        for name in ("pool_walk_share", "pool_still_share"):
+            share = getattr(self, name)
+            if share is not None and (not isinstance(share, int | float) or not 0 <= share <= 1):
+                problems.append(f"{name} must be a chance between 0 and 1, got {share!r}")
+            elif share and self.data != "synthetic-pool":
+                problems.append(f"{name} works with data: synthetic-pool, not {self.data}")
+        if self.pool_still_share and not self.pool_refilm:
+            problems.append("pool_still_share needs pool_refilm > 0: the still cameras are re-filmings")
         if self.pool_file is not None and self.data != "synthetic-pool":
             problems.append(f"pool_file works with data: synthetic-pool, not {self.data}")
         if not isinstance(self.character_weight, int | float) or self.character_weight <= 0:
@@ -260,6 +270,7 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
         kept = Path(config.pool_file) if config.pool_file else Path(config.output_dir) / POOL_FILE
         pool = SyntheticLatentPool(pipeline.vae, pipeline.tokenizer, pipeline.text_encoder, seed=seed,
                                    num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
+                                   walk_share=config.pool_walk_share, still_share=config.pool_still_share,
                                    device=device, cache=None if held_out else kept, **size)  # fmt: skip
         if config.character_weight != 1 and pool.characters is None:
             raise DatasetError(f"{kept}: a scene pool written before character masks were kept, which "

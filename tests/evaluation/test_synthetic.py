@@ -211,3 +211,17 @@ def test_cli_refuses_bad_options_before_loading_a_model(run, tmp_path, pipeline_
     assert (code, stdout) == (1, "")
     assert stderr.startswith(message)
     assert stderr.count("\n") == 1
+
+
+def test_a_still_source_is_the_first_pose_held_and_leaves_the_ground_truths_alone():
+    moving = held_out_scene(1, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu")
+    still = held_out_scene(1, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", still_source=True)
+    np.testing.assert_array_equal(still.source[0], moving.source[0])
+    assert np.abs(still.source[-1].astype(int) - moving.source[-1]).mean() > 1  # the scene's camera moves
+    spec = make_scene(SEED, 1, FRAMES)
+    poses = np.broadcast_to(spec.trajectories[0].poses[0], (FRAMES, 4, 4))[None]
+    expected = render_tensors(to_render_scene(spec), poses, crop_intrinsics(spec.lens, SIZE, SIZE), (SIZE, SIZE),
+                              device="cpu").images[0].numpy()  # fmt: skip
+    np.testing.assert_array_equal(still.source, expected)
+    for preset in moving.targets:  # a preset starts at the source's first pose, which both share
+        np.testing.assert_array_equal(still.targets[preset], moving.targets[preset])

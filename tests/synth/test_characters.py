@@ -39,3 +39,22 @@ def test_jump_leaves_the_ground():
     body = pose_character(_character("jump"), frame_times(81))
     lowest = (np.minimum(body.starts[..., 2], body.ends[..., 2]) - body.radii).min(axis=1)
     assert lowest.max() > 0.2
+
+
+def test_walk_share_sets_how_many_characters_walk_and_the_default_mix_is_untouched():
+    from recammaster.data.synth.engine import make_scene, scene_generator
+    from recammaster.data.synth.scene import sample_characters
+
+    def actions(walk_share):
+        return [c.action for index in range(1, 41) for c in make_scene(7, index, 5, walk_share).characters]
+
+    assert set(actions(1.0)) == {"walk"}
+    assert set(actions(0.0)) == set(ANIMATIONS) - {"walk"}
+    half = actions(0.5)
+    assert 0.3 < half.count("walk") / len(half) < 0.7
+    default = actions(None)
+    assert default.count("walk") / len(default) < 0.3
+    # the default draws as before the option existed (these scenes' animations, recorded before it)
+    recorded = [["jump"], ["turn"], ["walk", "turn", "walk"], ["wave"], ["jump", "wave"], ["walk", "walk"]]
+    assert [[c.action for c in make_scene(7, index, 5).characters] for index in range(1, 7)] == recorded
+    assert sample_characters(scene_generator(7, 1)) == sample_characters(scene_generator(7, 1), None)

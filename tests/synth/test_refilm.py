@@ -33,3 +33,22 @@ def test_indoors_every_refilming_stays_inside_the_room():
                     assert coordinate.max() <= position - ROOM_MARGIN_M
                 else:
                     assert coordinate.min() >= position + ROOM_MARGIN_M
+
+
+def test_still_refilmings_stand_at_the_first_pose_and_none_are_drawn_by_default():
+    spec = make_scene(4, 2, 17)
+    still = refilm_trajectories(spec, np.random.default_rng(0), 2, still_share=1.0)
+    assert [t.name for t in still] == ["static"] * 20
+    for index, trajectory in enumerate(still):
+        start = spec.cameras[index // 2].trajectory.poses[0]
+        np.testing.assert_array_equal(trajectory.poses, np.broadcast_to(start, (17, 4, 4)))
+        assert trajectory.lens == spec.lens
+    default = refilm_trajectories(spec, np.random.default_rng(0), 2)
+    off = refilm_trajectories(spec, np.random.default_rng(0), 2, still_share=0.0)  # draws nothing more
+    assert all(np.array_equal(a.poses, b.poses) for a, b in zip(default, off, strict=True))
+    names = [
+        t.name
+        for scene in range(1, 6)
+        for t in refilm_trajectories(make_scene(4, scene, 17), np.random.default_rng(scene), 4, still_share=0.5)
+    ]
+    assert 60 <= names.count("static") <= 140  # of 200, about half (and a few where no motion fits)

@@ -179,6 +179,12 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", character_weight=4))
     with pytest.raises(ReCamMasterError, match="character_weight must be a positive number, got 0"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", character_weight=0))
+    with pytest.raises(ReCamMasterError, match=r"pool_walk_share must be a chance between 0 and 1, got 1\.5; "
+                                               r"pool_still_share needs pool_refilm > 0"):  # fmt: skip
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_walk_share=1.5,
+                      pool_still_share=0.5))  # fmt: skip
+    with pytest.raises(ReCamMasterError, match="pool_still_share works with data: synthetic-pool, not synthetic"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", pool_still_share=0.5))
     with pytest.raises(ReCamMasterError, match="timestep_weighting must be one of upstream, flat, got 'even'"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", timestep_weighting="even"))
     bad_kernels = r"attention must be one of native, .*flash4, got 'fa3'; gradient_checkpointing must be true, false"
@@ -381,3 +387,25 @@ def test_a_time_limit_stops_each_invocation_and_the_next_one_goes_on(tmp_path, p
     for expected_step in (1, 2):
         fit(config, progress=False)
         assert torch.load(tmp_path / "run" / STATE_FILE, weights_only=False)["global_step"] == expected_step
+
+
+def test_a_pool_of_walkers_and_still_cameras_keeps_its_mix_in_its_file(tiny_pipeline, tmp_path):
+    from recammaster.data.synth.engine import make_scene
+    from recammaster.training.data import SyntheticLatentPool
+
+    encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
+    options = {"seed": 5, "num_scenes": 1, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
+               "progress": False, "refilm": 1, "cache": tmp_path / "pool.pt"}  # fmt: skip
+    pool = SyntheticLatentPool(*encoders, walk_share=1.0, still_share=1.0, **options)
+    assert len(pool) == 10 * 2
+    walkers = make_scene(5, 1, 5, walk_share=1.0)
+    for group in range(10):  # the walkers' scene's cameras, and every re-filming stands at its camera's first pose
+        np.testing.assert_array_equal(pool.poses[0][group], walkers.trajectories[group].poses)
+        still = pool.poses[0][10 + group]
+        np.testing.assert_array_equal(still, np.broadcast_to(walkers.trajectories[group].poses[0], still.shape))
+    with pytest.raises(DatasetError) as error:  # the file records the mix, so a pool of the engine's mix is another
+        SyntheticLatentPool(None, None, None, **options)
+    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: walk_share 1.0 (asked None), "
+                                "still_share 1.0 (asked None); name another pool file")  # fmt: skip
+    with pytest.raises(ValueError, match=r"still_share needs re-filmings \(refilm > 0\)"):
+        SyntheticLatentPool(*encoders, **{**options, "refilm": 0, "cache": None}, still_share=0.5)

@@ -54,8 +54,9 @@ def scene_generator(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def make_scene(seed: int, index: int, num_frames: int = NUM_FRAMES) -> SceneSpec:
-    return sample_scene(scene_generator(seed, index), num_frames=num_frames)
+def make_scene(seed: int, index: int, num_frames: int = NUM_FRAMES, walk_share: float | None = None) -> SceneSpec:
+    """Scene ``index`` of run ``seed``; ``walk_share``: see :func:`recammaster.data.synth.scene.sample_characters`."""
+    return sample_scene(scene_generator(seed, index), num_frames=num_frames, walk_share=walk_share)
 
 
 def _rgb(name: str) -> tuple[float, float, float]:

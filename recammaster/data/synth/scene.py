@@ -182,14 +182,25 @@ def sample_character(rng: np.random.Generator, position: tuple[float, float], ac
     )
 
 
-def sample_characters(rng: np.random.Generator) -> tuple[CharacterSpec, ...]:
-    """One to three characters near the origin whose reach circles never overlap."""
-    count = 1 + int(rng.choice(3, p=CHARACTER_COUNT_PROBABILITIES))
+def _sample_action(rng: np.random.Generator, walk_share: float | None) -> str:
+    """An animation: any of them alike, or with ``walk_share`` a walk and otherwise one of the others."""
     actions = list(ANIMATIONS)
+    if walk_share is None:
+        return _pick(rng, actions)
+    return "walk" if rng.random() < walk_share else _pick(rng, [a for a in actions if a != "walk"])
+
+
+def sample_characters(rng: np.random.Generator, walk_share: float | None = None) -> tuple[CharacterSpec, ...]:
+    """One to three characters near the origin whose reach circles never overlap.
+
+    ``walk_share``: the chance that a character walks (default: every animation alike, 1 in 6). Walkers are
+    the characters whose place changes, so a training set that needs the source's later frames asks for more.
+    """
+    count = 1 + int(rng.choice(3, p=CHARACTER_COUNT_PROBABILITIES))
     characters = [sample_character(rng, (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5))),
-                                   _pick(rng, actions))]  # fmt: skip
+                                   _sample_action(rng, walk_share))]  # fmt: skip
     for _ in range(count - 1):
-        action = _pick(rng, actions)
+        action = _sample_action(rng, walk_share)
         for _ in range(MAX_PLACEMENT_TRIES):
             distance, angle = rng.uniform(1.2, 4.5), rng.uniform(0.0, 2 * math.pi)
             position = (float(distance * math.cos(angle)), float(distance * math.sin(angle)))
@@ -315,10 +326,10 @@ def _sample_indoor(rng, placer: _Placer, cameras: tuple[SampledCamera, ...]):
     return place, tuple(planes), crates, spheres, pillars, light, sky, has_ceiling
 
 
-def sample_scene(rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> SceneSpec:
+def sample_scene(rng: np.random.Generator, num_frames: int = NUM_FRAMES, walk_share: float | None = None) -> SceneSpec:
     """Draw one scene: characters, then ten MultiCamVideo cameras around the first, then the environment."""
     environment = "outdoor" if rng.random() < OUTDOOR_PROBABILITY else "indoor"
-    characters = sample_characters(rng)
+    characters = sample_characters(rng, walk_share)
     radius = float(_pick(rng, RADII_M if environment == "outdoor" else INDOOR_RADII_M))
     x, y = characters[0].position
     cameras = sample_scene_cameras(
@@ -370,20 +381,32 @@ def _inside_room(spec: SceneSpec, positions: np.ndarray) -> bool:
     return True
 
 
-def refilm_trajectories(spec: SceneSpec, rng: np.random.Generator, per_camera: int) -> tuple[Trajectory, ...]:
+def refilm_trajectories(spec: SceneSpec, rng: np.random.Generator, per_camera: int,
+                        still_share: float = 0.0) -> tuple[Trajectory, ...]:  # fmt: skip
     """``per_camera`` more trajectories from each camera's first pose: the scene re-filmed as a user asks.
 
     At inference the requested trajectory starts at the source camera's first pose (``render`` places
     presets there), while the ten cameras of a MultiCamVideo scene start anywhere on the hemisphere. A
     camera and its re-filmings share frame 0 and differ by motions drawn with the same rules (kind,
     size, speed), kept inside an indoor room. Camera c's k-th re-filming is item ``c * per_camera + k``.
+
+    ``still_share``: the chance that a re-filming is a camera standing still at the first pose instead. Paired
+    with a moving camera it makes a request whose characters can only come from the source frame of the same
+    time, seen from where frame 0 was (MultiCamVideo has no still cameras; a training choice, off by default).
     """
     trajectories = []
     for camera in spec.cameras:
         start = camera.trajectory.poses[0]
         for _ in range(per_camera):
-            trajectories.append(_refilm(spec, camera, start, rng))
+            if still_share and rng.random() < still_share:
+                trajectories.append(_still(spec, start))
+            else:
+                trajectories.append(_refilm(spec, camera, start, rng))
     return tuple(trajectories)
+
+
+def _still(spec: SceneSpec, start: np.ndarray) -> Trajectory:
+    return Trajectory(np.broadcast_to(start, (spec.num_frames, 4, 4)).copy(), name="static", lens=spec.lens)
 
 
 def _refilm(spec: SceneSpec, camera: SampledCamera, start: np.ndarray, rng: np.random.Generator) -> Trajectory:
@@ -395,7 +418,7 @@ def _refilm(spec: SceneSpec, camera: SampledCamera, start: np.ndarray, rng: np.r
             continue
         if _inside_room(spec, drawn.positions):
             return Trajectory(drawn.poses, name=drawn.name, lens=spec.lens, metadata=dict(drawn.metadata))
-    return Trajectory(np.broadcast_to(start, (spec.num_frames, 4, 4)).copy(), name="static", lens=spec.lens)
+    return _still(spec, start)
 
 
 # ---------------------------------------------------------------------------
