@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Do the characters keep their motion after a change of loss or data? Trains fine-tuning runs of the shipped transformer
-# side by side on one GPU, exports them and scores them beside the shipped model: scripts/source_use.py
-# (runs/source_use.json; runs/source_use_still.json with a source camera that stands still) and `eval synthetic` on held-out scenes 1-3 (runs/eval-*/report.md; skipped with EVAL=0).
+# Do the characters keep their motion after a change of loss or data? Trains fine-tuning runs of the shipped
+# transformer side by side on one GPU, exports them and scores them beside the shipped model: scripts/source_use.py
+# (runs/source_use.json; runs/source_use_still.json with a source camera that stands still) and `eval synthetic` on
+# held-out scenes 1-3 (runs/eval-*/report.md; skipped with EVAL=0).
 # Runs that share a pool file wait for the first to write it; runs with pools of their own render them at once.
 #
 #   scripts/motion_test.sh [MINUTES [CONFIG ...]]   # one GPU; resumable: run it again to go on (MINUTES caps a chunk)
