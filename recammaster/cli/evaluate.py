@@ -23,6 +23,8 @@ SYNTHETIC_EXAMPLES = """Examples:
   recammaster eval synthetic --model-dir models/ --checkpoint runs/recam/checkpoints/step2000.ckpt -o eval/2000
 
   recammaster eval synthetic --model-dir my-pipeline/ --preset 1 --preset 9 --steps 20 -o eval/quick
+
+  recammaster eval synthetic --model-dir my-pipeline/ --still-source -o eval/tripod
 """
 
 SCORE_EXAMPLES = """Examples:
@@ -121,6 +123,10 @@ def synthetic(
         Path | None,
         typer.Option("--cases", help="Also keep every result as a case (with ground truth) here, for `eval score`."),
     ] = None,
+    still_source: Annotated[
+        bool,
+        typer.Option("--still-source", help="Film each source with a camera standing still at its first pose."),
+    ] = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -154,7 +160,7 @@ def synthetic(
     report = evaluate_presets(
         pipeline, seed=seed, num_scenes=scenes, size=size, num_frames=frames, presets=presets, steps=steps,
         guidance=guidance, device=device, progress=not no_progress,
-        on_result=None if cases is None else case_writer(cases, overwrite=overwrite),
+        on_result=None if cases is None else case_writer(cases, overwrite=overwrite), still_source=still_source,
     )  # fmt: skip
     write_report(report, output_dir, overwrite=overwrite, videos=not no_videos)
     typer.echo(report.to_markdown(), nl=False)

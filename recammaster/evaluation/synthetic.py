@@ -61,6 +61,7 @@ DEFAULT_GUIDANCE = 1.0  # synthetic captions are plain descriptions; guidance wo
 NOISE_SEED = 0  # every video starts from the same noise, as `recammaster render` without --seed
 OFFICIAL_PRESETS = tuple(sorted(PRESETS_BY_NUMBER))  # upstream's --cam_type 1..10
 CHANCE = 1 / len(OFFICIAL_PRESETS)  # preset following of a result that ignores the camera
+SOURCE_KINDS = {False: "", True: " filmed by a camera standing still"}  # the report's words for its sources
 SCORED_FRAMES = slice(1, None)  # video means skip frame 0: it is the source's frame 0 by construction
 SHEET_FRAMES = 3  # frames per preset on the contact sheet, evenly spaced from the first to the last
 PLOT_PSNR_CAP_DB = 60.0  # bars of identical videos (infinite PSNR) are drawn this high
@@ -241,7 +242,8 @@ class PresetReport:
         s = self.settings
         lines = [
             f"Held-out synthetic scenes {s['first_scene']}..{s['first_scene'] + s['num_scenes'] - 1} of seed "
-            f"{s['seed']}, {s['size']}x{s['size']}, {s['num_frames']} frames, {s['steps']} steps, guidance "
+            f"{s['seed']}{SOURCE_KINDS[s['still_source']]}, {s['size']}x{s['size']}, {s['num_frames']} frames, "
+            f"{s['steps']} steps, guidance "
             f"{s['guidance']}. PSNR (dB) and SSIM against the ground truth, means over scenes and frames 1.."
             f"{s['num_frames'] - 1}; copy = the source video as the prediction; follows = the result is nearest to "
             f"the requested preset's ground truth among the ten (chance {CHANCE:.0%}).",
@@ -337,13 +339,15 @@ def evaluate_presets(
     device: str | torch.device = "cpu",
     progress: bool = True,
     on_result: Callable[[HeldOutScene, int, Array], None] | None = None,
+    still_source: bool = False,
 ) -> PresetReport:
     """Re-render scenes 1..num_scenes of ``seed`` along each preset with ``pipeline`` and score the results.
 
     ``pipeline`` is called as ``recammaster render`` calls it (noise seed 0 for every video), so any
     callable with that signature can stand in for the model, e.g. the ground truth itself in tests.
     Scenes are rendered on ``device``. ``on_result(scene, preset, result)`` sees every result (e.g. to keep
-    it as a case, :func:`recammaster.evaluation.protocols.case_writer`).
+    it as a case, :func:`recammaster.evaluation.protocols.case_writer`). ``still_source``: each scene's
+    source is filmed by a camera standing still at its first camera's first pose (:func:`held_out_scene`).
     """
     numbers = check_settings(num_scenes, size, num_frames, steps, guidance, presets)
     options = {"height": size, "width": size, "num_frames": num_frames, "num_inference_steps": steps,
@@ -351,7 +355,8 @@ def evaluate_presets(
     cases: list[CaseScores] = []
     with tqdm(total=num_scenes * len(numbers), desc="re-rendering", unit="video", disable=not progress) as bar:
         for index in range(1, num_scenes + 1):
-            scene = held_out_scene(index, seed=seed, size=size, num_frames=num_frames, device=device)
+            scene = held_out_scene(index, seed=seed, size=size, num_frames=num_frames, device=device,
+                                   still_source=still_source)  # fmt: skip
             results = {}
             for number in numbers:
                 generator = torch.Generator().manual_seed(NOISE_SEED)
@@ -363,7 +368,8 @@ def evaluate_presets(
             if index == 1:  # kept for the pictures
                 example, example_results = scene, results
     settings = {"seed": seed, "first_scene": 1, "num_scenes": num_scenes, "size": size, "num_frames": num_frames,
-                "steps": steps, "guidance": guidance, "noise_seed": NOISE_SEED, "presets": list(numbers)}  # fmt: skip
+                "steps": steps, "guidance": guidance, "noise_seed": NOISE_SEED, "presets": list(numbers),
+                "still_source": still_source}  # fmt: skip
     return PresetReport(settings, cases, example, example_results)
 
 

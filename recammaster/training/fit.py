@@ -85,6 +85,7 @@ class FitConfig:
     pool_file: str | None = None  # synthetic-pool: where the pool is kept (default <output_dir>/scene_pool.pt)
     pool_walk_share: float | None = None  # synthetic-pool: the chance a character walks (default: 1 in 6)
     pool_still_share: float = 0.0  # synthetic-pool: the chance a re-filming stands still (needs pool_refilm)
+    pool_still_sources: bool = False  # synthetic-pool: every pair's source stands still at its group's start
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -175,6 +176,10 @@ class FitConfig:
                 problems.append(f"{name} works with data: synthetic-pool, not {self.data}")
         if self.pool_still_share and not self.pool_refilm:
             problems.append("pool_still_share needs pool_refilm > 0: the still cameras are re-filmings")
+        if not isinstance(self.pool_still_sources, bool):
+            problems.append(f"pool_still_sources must be true or false, got {self.pool_still_sources!r}")
+        elif self.pool_still_sources and not self.pool_refilm:
+            problems.append("pool_still_sources needs pool_refilm > 0: the sources stand where their groups start")
         if self.pool_file is not None and self.data != "synthetic-pool":
             problems.append(f"pool_file works with data: synthetic-pool, not {self.data}")
         if not isinstance(self.character_weight, int | float) or self.character_weight <= 0:
@@ -271,6 +276,7 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
         pool = SyntheticLatentPool(pipeline.vae, pipeline.tokenizer, pipeline.text_encoder, seed=seed,
                                    num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
                                    walk_share=config.pool_walk_share, still_share=config.pool_still_share,
+                                   still_sources=config.pool_still_sources,
                                    device=device, cache=None if held_out else kept, **size)  # fmt: skip
         if config.character_weight != 1 and pool.characters is None:
             raise DatasetError(f"{kept}: a scene pool written before character masks were kept, which "

@@ -49,7 +49,9 @@ def copy_the_source(video, trajectory, prompt, *, num_frames, **_):
 
 def test_the_report_has_every_case_and_preset(report):
     assert report.settings == {"seed": 1000, "first_scene": 1, "num_scenes": 2, "size": 32, "num_frames": 9,
-                               "steps": 2, "guidance": 1.0, "noise_seed": 0, "presets": [1, 5]}  # fmt: skip
+                               "steps": 2, "guidance": 1.0, "noise_seed": 0, "presets": [1, 5],
+                               "still_source": False}  # fmt: skip
+    assert report.to_markdown().startswith("Held-out synthetic scenes 1..2 of seed 1000, 32x32, 9 frames, 2 steps")
     assert [(case.scene, case.preset) for case in report.cases] == [(1, 1), (1, 5), (2, 1), (2, 5)]
     assert [(p.preset, p.name) for p in report.presets] == [(1, "pan-right"), (5, "zoom-in")]
     for scores in report.presets:
@@ -194,6 +196,8 @@ def test_cli_writes_the_report_and_refuses_to_overwrite(run, pipeline_dir, tmp_p
     assert run(*args) == (1, "", f"error: {out / 'report.json'}: exists already; pass --overwrite "
                                  "(overwrite=True) to replace it\n")  # fmt: skip
     assert run(*args, "--overwrite")[0] == 0
+    assert run(*args, "--overwrite", "--still-source", "--no-videos")[0] == 0
+    assert json.loads((out / "report.json").read_text())["settings"]["still_source"] is True
 
 
 @pytest.mark.parametrize(
@@ -225,3 +229,14 @@ def test_a_still_source_is_the_first_pose_held_and_leaves_the_ground_truths_alon
     np.testing.assert_array_equal(still.source, expected)
     for preset in moving.targets:  # a preset starts at the source's first pose, which both share
         np.testing.assert_array_equal(still.targets[preset], moving.targets[preset])
+
+
+def test_an_evaluation_of_still_sources_scores_against_the_source_standing_still():
+    copied = evaluate_presets(copy_the_source, presets=(3,), steps=1, still_source=True, **{**SMALL, "num_scenes": 1})
+    assert copied.settings["still_source"] is True
+    assert copied.to_markdown().startswith("Held-out synthetic scenes 1..1 of seed 1000 filmed by a camera standing "
+                                           "still, 32x32, 9 frames, 1 steps")  # fmt: skip
+    still = held_out_scene(1, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", still_source=True)
+    np.testing.assert_array_equal(copied.example.source, still.source)
+    errors = ((still.source.astype(np.float64) - still.targets[3]) ** 2).mean(axis=(1, 2, 3))[1:]
+    assert copied.presets[0].psnr_copy == pytest.approx(np.mean(10 * np.log10(255.0**2 / errors)), rel=1e-12)

@@ -185,6 +185,8 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
                       pool_still_share=0.5))  # fmt: skip
     with pytest.raises(ReCamMasterError, match="pool_still_share works with data: synthetic-pool, not synthetic"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", pool_still_share=0.5))
+    with pytest.raises(ReCamMasterError, match="pool_still_sources needs pool_refilm > 0: the sources stand where"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_still_sources=True))
     with pytest.raises(ReCamMasterError, match="timestep_weighting must be one of upstream, flat, got 'even'"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", timestep_weighting="even"))
     bad_kernels = r"attention must be one of native, .*flash4, got 'fa3'; gradient_checkpointing must be true, false"
@@ -409,3 +411,33 @@ def test_a_pool_of_walkers_and_still_cameras_keeps_its_mix_in_its_file(tiny_pipe
                                 "still_share 1.0 (asked None); name another pool file")  # fmt: skip
     with pytest.raises(ValueError, match=r"still_share needs re-filmings \(refilm > 0\)"):
         SyntheticLatentPool(*encoders, **{**options, "refilm": 0, "cache": None}, still_share=0.5)
+
+
+def test_a_pool_of_still_sources_pairs_every_camera_of_a_group_with_a_tripod_at_its_start(tiny_pipeline, tmp_path):
+    from recammaster.cameras.conventions import camera_condition
+    from recammaster.training.data import SyntheticLatentPool
+
+    encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
+    options = {"seed": 5, "num_scenes": 1, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
+               "progress": False, "refilm": 1}  # fmt: skip
+    pool = SyntheticLatentPool(*encoders, still_sources=True, cache=tmp_path / "pool.pt", **options)
+    moving = SyntheticLatentPool(*encoders, **options)
+    assert len(pool) == 10 * 2  # two pairs a group: the tripod to the camera and to its re-filming
+    poses = pool.poses[0]
+    np.testing.assert_array_equal(poses[:20], moving.poses[0])  # the re-filmings draw as without the tripods
+    for group in range(10):
+        tripod = poses[20 + group]
+        np.testing.assert_array_equal(tripod, np.broadcast_to(poses[group][0], tripod.shape))
+        for member, target in enumerate((group, 10 + group)):
+            item = pool[2 * group + member]
+            assert torch.equal(item["source_latents"], pool.latents[0][20 + group])
+            assert torch.equal(item["target_latents"], pool.latents[0][target])
+            assert torch.equal(item["target_characters"], pool.characters[0][target])
+            expected = camera_condition(poses[target], reference=tripod[0])
+            np.testing.assert_array_equal(item["camera"].numpy(), expected)
+    with pytest.raises(DatasetError) as error:  # the file records it
+        SyntheticLatentPool(None, None, None, cache=tmp_path / "pool.pt", **options)
+    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: still_sources True "
+                                "(asked None); name another pool file")  # fmt: skip
+    with pytest.raises(ValueError, match=r"still_sources needs re-filmings \(refilm > 0\)"):
+        SyntheticLatentPool(*encoders, **{**options, "refilm": 0}, still_sources=True)

@@ -405,6 +405,12 @@ def refilm_trajectories(spec: SceneSpec, rng: np.random.Generator, per_camera: i
     return tuple(trajectories)
 
 
+def still_trajectories(spec: SceneSpec) -> tuple[Trajectory, ...]:
+    """One camera standing still at each camera's first pose: a source filmed from a tripod, whose frame of a
+    time shows where the characters are then, seen from where every re-filming starts."""
+    return tuple(_still(spec, camera.trajectory.poses[0]) for camera in spec.cameras)
+
+
 def _still(spec: SceneSpec, start: np.ndarray) -> Trajectory:
     return Trajectory(np.broadcast_to(start, (spec.num_frames, 4, 4)).copy(), name="static", lens=spec.lens)
 
