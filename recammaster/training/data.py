@@ -115,6 +115,7 @@ class CachedPairs(Dataset):
         }
 
 
+STILL_SOURCES = ("none", "only", "also")  # SyntheticLatentPool's tripod sources: none, every pair's, or added
 _REFILM_STREAM = 3  # a seed word of its own: re-filming draws share no generator with the scene's draws
 
 
@@ -128,11 +129,13 @@ class SyntheticLatentPool(Dataset):
       (:func:`recammaster.data.synth.scene.refilm_trajectories`), making ten groups of 1 + R cameras that
       share frame 0, as a request and its source video do; pairs are the ordered pairs within a group,
       numbered group by group in the same way, (1 + R) R of them per group.
-    - ``refilm=R, still_sources=True``: each group also gets a camera standing still at its first pose, and it
-      is every pair's source: 1 + R pairs per group, pair p targets member ``p % (1 + R)`` of group
-      ``p // (1 + R)``. A tripod source's frame of a time shows the characters where the target sees them
-      then, so only reading that frame re-films them; moving its first frame by the camera, the shortcut that
-      pairs of two moving cameras allow, loses every character that moves.
+    - ``refilm=R, still_sources="only"``: each group also gets a camera standing still at its first pose (a
+      tripod), and it is every pair's source: 1 + R pairs per group, pair p targets member ``p % (1 + R)`` of
+      group ``p // (1 + R)``. A tripod's frame of a time shows the characters where the target sees them then,
+      so only reading that frame re-films them; moving its first frame by the camera, the shortcut that pairs
+      of two moving cameras allow, loses every character that moves.
+    - ``still_sources="also"``: the tripod pairs, then the moving cameras' pairs as with ``refilm=R``
+      ((1 + R) (1 + R) pairs per group; with R = 1 half of them have a tripod source).
 
     Item ``index`` is pair ``index % pairs_per_scene`` of scene ``index // pairs_per_scene``. Items are on the
     device: load them without workers. Memory: at 128x128 x 81 frames one latent clip takes 172 KB (bf16),
@@ -149,7 +152,7 @@ class SyntheticLatentPool(Dataset):
     def __init__(self, vae, tokenizer, text_encoder, *, seed: int, num_scenes: int, height: int, width: int,
                  num_frames: int, device: torch.device | str, first_scene: int = 1, max_sequence_length: int = 512,
                  progress: bool = True, cache: Path | None = None, refilm: int = 0, walk_share: float | None = None,
-                 still_share: float = 0.0, still_sources: bool = False) -> None:  # fmt: skip
+                 still_share: float = 0.0, still_sources: str = "none") -> None:  # fmt: skip
         """``cache``: a file the pool is read from when it exists and written to when not, so that a resumed
         run, or another run of the same pool, skips the rendering. It records the pool's settings; a file of
         other settings is an error. It does not record the VAE and text encoder: one file, one model_dir."""
@@ -159,13 +162,15 @@ class SyntheticLatentPool(Dataset):
             raise ValueError(f"refilm must not be negative, got {refilm}")
         if still_share and not refilm:
             raise ValueError("still_share needs re-filmings (refilm > 0): the still cameras are re-filmings")
-        if still_sources and not refilm:
+        if still_sources not in STILL_SOURCES:
+            raise ValueError(f"still_sources must be one of {', '.join(STILL_SOURCES)}, got {still_sources!r}")
+        if still_sources != "none" and not refilm:
             raise ValueError("still_sources needs re-filmings (refilm > 0): the sources stand at their groups' start")
-        self.refilm, self.still_sources = refilm, still_sources
+        self.refilm = refilm
         self.group_size = 1 + refilm if refilm else CAMERAS
-        self.pairs_per_scene = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
-        if still_sources:
-            self.pairs_per_scene = CAMERAS * self.group_size
+        moving_pairs = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
+        self.tripod_pairs = 0 if still_sources == "none" else CAMERAS * self.group_size
+        self.pairs_per_scene = self.tripod_pairs + (0 if still_sources == "only" else moving_pairs)
         settings = {"seed": seed, "first_scene": first_scene, "num_scenes": num_scenes, "height": height,
                     "width": width, "num_frames": num_frames, "refilm": refilm,
                     "max_sequence_length": max_sequence_length}  # fmt: skip
@@ -174,8 +179,8 @@ class SyntheticLatentPool(Dataset):
             settings["walk_share"] = walk_share
         if still_share:
             settings["still_share"] = still_share
-        if still_sources:
-            settings["still_sources"] = True
+        if still_sources != "none":
+            settings["still_sources"] = still_sources
         if cache is not None and cache.is_file():
             saved = torch.load(cache, map_location=device, weights_only=False)
             kept = saved.get("settings", settings)  # pools written before settings were kept pass
@@ -208,7 +213,7 @@ class SyntheticLatentPool(Dataset):
                 if self.refilm:
                     refilm_rng = np.random.default_rng([seed, index, _REFILM_STREAM])
                     extra = refilm_trajectories(spec, refilm_rng, self.refilm, still_share)
-                    if self.still_sources:  # after the re-filmings, which then draw as without them
+                    if self.tripod_pairs:  # after the re-filmings, which then draw as without them
                         extra += still_trajectories(spec)
                     spec = dataclasses.replace(spec, trajectories=spec.trajectories + extra)
                 images, masks = renderer.render_with_masks(spec)
@@ -237,11 +242,11 @@ class SyntheticLatentPool(Dataset):
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         index = key[0] if isinstance(key, tuple) else key
         scene, pair = divmod(index, self.pairs_per_scene)
-        if self.still_sources:
+        if pair < self.tripod_pairs:
             group, member = divmod(pair, self.group_size)
             target, source = self.clip(group, member), CAMERAS * self.group_size + group
         else:
-            group, pair = divmod(pair, self.group_size * (self.group_size - 1))
+            group, pair = divmod(pair - self.tripod_pairs, self.group_size * (self.group_size - 1))
             target, other = divmod(pair, self.group_size - 1)
             target, source = self.clip(group, target), self.clip(group, other + (other >= target))
         poses = self.poses[scene]

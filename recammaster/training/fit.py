@@ -41,7 +41,7 @@ from recammaster.models.transformer import CONDITIONINGS, ReCamMasterTransformer
 from recammaster.models.weights import load_transformer, warm_start
 from recammaster.pipeline.recammaster_pipeline import ReCamMasterPipeline
 from recammaster.training.callbacks import OfficialCheckpoints, SampleVideos, TimeLimit, TrainerState
-from recammaster.training.data import CachedPairs, SyntheticLatentPool, TrainingOrder
+from recammaster.training.data import STILL_SOURCES, CachedPairs, SyntheticLatentPool, TrainingOrder
 from recammaster.training.module import CHECKPOINTING, ReCamMasterTraining
 from recammaster.training.objective import ConditionAugmentation
 from recammaster.training.schedule import TIMESTEP_WEIGHTINGS, RateSchedule
@@ -85,7 +85,7 @@ class FitConfig:
     pool_file: str | None = None  # synthetic-pool: where the pool is kept (default <output_dir>/scene_pool.pt)
     pool_walk_share: float | None = None  # synthetic-pool: the chance a character walks (default: 1 in 6)
     pool_still_share: float = 0.0  # synthetic-pool: the chance a re-filming stands still (needs pool_refilm)
-    pool_still_sources: bool = False  # synthetic-pool: every pair's source stands still at its group's start
+    pool_still_sources: str = "none"  # synthetic-pool: "only"/"also": pairs whose source stands at its group's start
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -176,9 +176,10 @@ class FitConfig:
                 problems.append(f"{name} works with data: synthetic-pool, not {self.data}")
         if self.pool_still_share and not self.pool_refilm:
             problems.append("pool_still_share needs pool_refilm > 0: the still cameras are re-filmings")
-        if not isinstance(self.pool_still_sources, bool):
-            problems.append(f"pool_still_sources must be true or false, got {self.pool_still_sources!r}")
-        elif self.pool_still_sources and not self.pool_refilm:
+        if self.pool_still_sources not in STILL_SOURCES:
+            problems.append(f"pool_still_sources must be one of {', '.join(STILL_SOURCES)}, got "
+                            f"{self.pool_still_sources!r}")  # fmt: skip
+        elif self.pool_still_sources != "none" and not self.pool_refilm:
             problems.append("pool_still_sources needs pool_refilm > 0: the sources stand where their groups start")
         if self.pool_file is not None and self.data != "synthetic-pool":
             problems.append(f"pool_file works with data: synthetic-pool, not {self.data}")

@@ -186,6 +186,8 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
     with pytest.raises(ReCamMasterError, match="pool_still_share works with data: synthetic-pool, not synthetic"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", pool_still_share=0.5))
     with pytest.raises(ReCamMasterError, match="pool_still_sources needs pool_refilm > 0: the sources stand where"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_still_sources="only"))
+    with pytest.raises(ReCamMasterError, match="pool_still_sources must be one of none, only, also, got True"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_still_sources=True))
     with pytest.raises(ReCamMasterError, match="timestep_weighting must be one of upstream, flat, got 'even'"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", timestep_weighting="even"))
@@ -420,7 +422,7 @@ def test_a_pool_of_still_sources_pairs_every_camera_of_a_group_with_a_tripod_at_
     encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
     options = {"seed": 5, "num_scenes": 1, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
                "progress": False, "refilm": 1}  # fmt: skip
-    pool = SyntheticLatentPool(*encoders, still_sources=True, cache=tmp_path / "pool.pt", **options)
+    pool = SyntheticLatentPool(*encoders, still_sources="only", cache=tmp_path / "pool.pt", **options)
     moving = SyntheticLatentPool(*encoders, **options)
     assert len(pool) == 10 * 2  # two pairs a group: the tripod to the camera and to its re-filming
     poses = pool.poses[0]
@@ -437,7 +439,15 @@ def test_a_pool_of_still_sources_pairs_every_camera_of_a_group_with_a_tripod_at_
             np.testing.assert_array_equal(item["camera"].numpy(), expected)
     with pytest.raises(DatasetError) as error:  # the file records it
         SyntheticLatentPool(None, None, None, cache=tmp_path / "pool.pt", **options)
-    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: still_sources True "
+    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: still_sources only "
                                 "(asked None); name another pool file")  # fmt: skip
+    both = SyntheticLatentPool(*encoders, still_sources="also", **options)  # the tripod pairs, then the moving ones
+    assert len(both) == 20 + len(moving)
+    for index in range(len(both)):
+        expected = pool[index] if index < 20 else moving[index - 20]
+        for key in ("source_latents", "target_latents", "camera"):
+            assert torch.equal(both[index][key], expected[key]), (index, key)
     with pytest.raises(ValueError, match=r"still_sources needs re-filmings \(refilm > 0\)"):
-        SyntheticLatentPool(*encoders, **{**options, "refilm": 0}, still_sources=True)
+        SyntheticLatentPool(*encoders, **{**options, "refilm": 0}, still_sources="only")
+    with pytest.raises(ValueError, match="still_sources must be one of none, only, also, got 'yes'"):
+        SyntheticLatentPool(*encoders, **options, still_sources="yes")
