@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Do the characters keep their motion after a change of loss or data? Trains fine-tuning runs of the shipped
 # transformer side by side on one GPU, exports them and scores them beside the shipped model: scripts/source_use.py
-# (runs/source_use.json; runs/source_use_still.json with a source camera that stands still) and `eval synthetic` on
-# held-out scenes 1-3, with their own sources and with sources that stand still (runs/eval-moving-*/report.md,
-# runs/eval-still-*/report.md; skipped with EVAL=0).
+# (runs/source_use.json; runs/source_use_still.json with a source camera that stands still; with --motion,
+# runs/motion.json and runs/motion_still.json) and `eval synthetic` on held-out scenes 1-3, with their own sources
+# and with sources that stand still (runs/eval-moving-*/report.md, runs/eval-still-*/report.md; skipped with EVAL=0).
 # Runs that share a pool file wait for the first to write it; runs with pools of their own render them at once.
 #
 #   scripts/motion_test.sh [MINUTES [CONFIG ...]]   # one GPU; resumable: run it again to go on (MINUTES caps a chunk)
@@ -48,6 +48,11 @@ python scripts/source_use.py "${models[@]/#/--model-dir=}" -o runs/source_use.js
 measures=($!)
 python scripts/source_use.py "${models[@]/#/--model-dir=}" --still-source -o runs/source_use_still.json \
     > runs/source_use_still.log 2>&1 &
+measures+=($!)
+python scripts/source_use.py "${models[@]/#/--model-dir=}" --motion -o runs/motion.json > runs/motion_scores.log 2>&1 &
+measures+=($!)
+python scripts/source_use.py "${models[@]/#/--model-dir=}" --motion --still-source -o runs/motion_still.json \
+    > runs/motion_still.log 2>&1 &
 measures+=($!)
 for model in "${models[@]}"; do
     [ "${EVAL:-1}" = 0 ] && break

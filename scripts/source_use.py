@@ -1,6 +1,8 @@
-"""Does a model take its characters from the source frame of the same time? One prediction from pure noise.
+"""Does a model take its characters from the source frame of the same time? One prediction from pure noise, or
+(``--motion``) whole re-renders scored against the characters' true motion.
 
-    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--presets 1 2 6 9] [--still-source] [-o OUT.json]
+    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--presets 1 2 6 9] [--still-source]
+                                 [--motion [--steps 16]] [-o OUT.json]
 
 For held-out scenes of ``recammaster eval synthetic``, the model predicts the clean target in one step from pure
 noise (sigma 1: all it knows comes from the source and the camera), once with the source video as it is and once
@@ -10,6 +12,14 @@ a character, per quarter of the clip. A model that re-films the characters' moti
 the same on both. Session 14 (H100, bf16, scenes 1-3, presets 1, 2, 6, 9): the shipped model scores 0.1-0.3 dB
 *higher* with the frozen source in every quarter (as is 16.34 / 15.31 / 14.67 / 14.28 dB, frozen 16.44 / 15.47 /
 15.02 / 14.57): its characters come from the first frame, moved by the camera (docs/embedded.md).
+
+``--motion`` asks the same of what a user sees. Each model re-renders the source along each preset as ``recammaster
+render`` does (noise seed 0, no guidance), and the result is compared with two truths: the scene's, and the same
+scene with the characters held as they stand at frame 0 (``held_out_scene(frozen_characters=True)``). Over the pixels
+where the two truths differ (a character, or its shadow, that has moved since frame 0) the score is 10 log10 of the
+result's squared error against the frozen truth over its error against the true one, pooled over scenes and presets,
+per quarter: above 0 dB the characters are nearer to where they really are, below 0 nearer to where they stood at
+frame 0. It puts issue 7's "a person should see the characters keep their motion" in numbers (session 16).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recammaster.evaluation.synthetic import DEFAULT_SEED, held_out_scene, pooled_psnr
+from recammaster.evaluation.synthetic import DEFAULT_SEED, NOISE_SEED, held_out_scene, pooled_psnr, re_render
 from recammaster.fileio import write_text_atomic
 from recammaster.hub import embedded_model_dir
 from recammaster.models.vae import decode_latents
@@ -30,6 +40,7 @@ from recammaster.pipeline.recammaster_pipeline import postprocess_frames
 
 QUARTERS = ((1, 21), (21, 41), (41, 61), (61, 81))  # frames; frame 0 is the source's own
 SOURCES = ("as is", "frozen")
+SIZE, FRAMES = 128, 81
 
 
 @torch.no_grad()
@@ -50,7 +61,7 @@ def character_scores(pipeline, scenes: int, presets: list[int], device: str,
     """Mean character PSNR per quarter, over scenes and presets, for each kind of source."""
     scores = {kind: [] for kind in SOURCES}
     for index in range(1, scenes + 1):
-        scene = held_out_scene(index, seed=DEFAULT_SEED, size=128, num_frames=81, device=device,
+        scene = held_out_scene(index, seed=DEFAULT_SEED, size=SIZE, num_frames=FRAMES, device=device,
                                still_source=still_source)  # fmt: skip
         frozen = np.repeat(scene.source[:1], len(scene.source), axis=0)
         for preset in presets:
@@ -62,10 +73,39 @@ def character_scores(pipeline, scenes: int, presets: list[int], device: str,
     return {kind: np.nanmean(np.array(rows), axis=0).round(2).tolist() for kind, rows in scores.items()}
 
 
+def motion_errors(result: np.ndarray, truth: np.ndarray, frozen: np.ndarray) -> np.ndarray:
+    """(quarters, 2): the result's summed squared error against the frozen truth and against the true one, over
+    the pixels where the two truths differ."""
+    moved = (truth != frozen).any(axis=-1)
+    errors = []
+    for a, b in QUARTERS:
+        shown = moved[a:b]
+        result_q = result[a:b][shown].astype(np.float64)
+        errors.append([((result_q - frozen[a:b][shown]) ** 2).sum(), ((result_q - truth[a:b][shown]) ** 2).sum()])
+    return np.array(errors)
+
+
+def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, device: str,
+                  still_source: bool = False) -> list[float]:  # fmt: skip
+    """Per quarter, dB by which the results are nearer to the characters' true motion than to frame 0's poses."""
+    totals = np.zeros((len(QUARTERS), 2))
+    for index in range(1, scenes + 1):
+        options = {"seed": DEFAULT_SEED, "size": SIZE, "num_frames": FRAMES, "device": device,
+                   "still_source": still_source}  # fmt: skip
+        scene = held_out_scene(index, **options)
+        frozen = held_out_scene(index, frozen_characters=True, **options)
+        for preset in presets:
+            result = re_render(pipeline, scene, preset, generator=torch.Generator().manual_seed(NOISE_SEED),
+                               height=SIZE, width=SIZE, num_frames=FRAMES, num_inference_steps=steps,
+                               guidance_scale=1.0)  # fmt: skip
+            totals += motion_errors(result, scene.targets[preset], frozen.targets[preset])
+    return (10 * np.log10(totals[:, 0] / totals[:, 1])).round(2).tolist()
+
+
 def _latent_shape(pipeline) -> tuple[int, int, int, int]:
     config = pipeline.vae.config
-    spatial = 128 // config.scale_factor_spatial
-    return config.z_dim, 81 // config.scale_factor_temporal + 1, spatial, spatial
+    spatial = SIZE // config.scale_factor_spatial
+    return config.z_dim, FRAMES // config.scale_factor_temporal + 1, spatial, spatial
 
 
 def main() -> None:
@@ -74,6 +114,8 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=3)
     parser.add_argument("--presets", type=int, nargs="+", default=[1, 2, 6, 9])
     parser.add_argument("--still-source", action="store_true", help="film the source with a camera standing still")
+    parser.add_argument("--motion", action="store_true", help="score whole re-renders against the characters' motion")
+    parser.add_argument("--steps", type=int, default=16, help="--motion's sampling steps (the shipped model's: 16)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("-o", "--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args()
@@ -81,10 +123,15 @@ def main() -> None:
     for model_dir in args.model_dir or [embedded_model_dir()]:
         pipeline = load_pipeline(model_dir, args.device, "none")
         pipeline.set_progress_bar_config(disable=True)
-        results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, args.device, args.still_source)
+        if args.motion:
+            scores = motion_scores(pipeline, args.scenes, args.presets, args.steps, args.device, args.still_source)
+            results[str(model_dir)] = {"motion (dB)": scores}
+        else:
+            results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, args.device,
+                                                       args.still_source)  # fmt: skip
     if args.output:
         write_text_atomic(args.output, json.dumps(results, indent=1) + "\n")
-    print("| model | source | " + " | ".join(f"frames {a}-{b - 1}" for a, b in QUARTERS) + " |")
+    print("| model | measure | " + " | ".join(f"frames {a}-{b - 1}" for a, b in QUARTERS) + " |")
     print("|---|---|" + "---|" * len(QUARTERS))
     for model, kinds in results.items():
         for kind, values in kinds.items():

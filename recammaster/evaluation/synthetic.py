@@ -87,13 +87,15 @@ class HeldOutScene:
 
 
 def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device: str | torch.device,
-                   still_source: bool = False) -> HeldOutScene:  # fmt: skip
+                   still_source: bool = False, frozen_characters: bool = False) -> HeldOutScene:  # fmt: skip
     """Render scene ``index`` of ``seed`` from its first camera and along the ten presets placed there.
 
     One render call for all eleven cameras, as ``SyntheticPairStream.render`` draws a scene's cameras; its
     depth tells which pixels of each ground truth the source shows (:func:`regions.visible_mask`), its masks
     which show a character. ``still_source``: the first camera stands still at its first pose (the simplest
     source whose characters move: where they are at a time is where the source shows them then).
+    ``frozen_characters``: every video shows the characters as they stand at frame 0, the truth of a model
+    that moves the source's first frame by the camera.
     """
     spec = make_scene(seed, index, num_frames)
     start = spec.trajectories[0].poses
@@ -102,8 +104,8 @@ def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device:
     requests = {number: get_preset(number)(num_frames=num_frames) for number in OFFICIAL_PRESETS}
     poses = np.stack([start] + [request.placed_at(start[0]).poses for request in requests.values()])
     intrinsics = crop_intrinsics(spec.lens, size, size)
-    rendered = render_tensors(to_render_scene(spec), poses, intrinsics, (size, size), device=device, depth=True,
-                              masks=True)  # fmt: skip
+    rendered = render_tensors(to_render_scene(spec, frozen_characters=frozen_characters), poses, intrinsics,
+                              (size, size), device=device, depth=True, masks=True)  # fmt: skip
     images, depth = rendered.images.cpu().numpy(), rendered.depth.cpu().numpy()
     targets = dict(zip(requests, images[1:], strict=True))
     visible = {number: visible_mask(depth[camera], depth[0], poses[camera], poses[0], intrinsics)

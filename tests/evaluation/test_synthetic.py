@@ -240,3 +240,40 @@ def test_an_evaluation_of_still_sources_scores_against_the_source_standing_still
     np.testing.assert_array_equal(copied.example.source, still.source)
     errors = ((still.source.astype(np.float64) - still.targets[3]) ** 2).mean(axis=(1, 2, 3))[1:]
     assert copied.presets[0].psnr_copy == pytest.approx(np.mean(10 * np.log10(255.0**2 / errors)), rel=1e-12)
+
+
+def test_frozen_characters_hold_their_first_frame_and_change_nothing_else():
+    moving = held_out_scene(2, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", still_source=True)
+    frozen = held_out_scene(2, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", still_source=True,
+                            frozen_characters=True)  # fmt: skip
+    np.testing.assert_array_equal(frozen.source, np.broadcast_to(moving.source[0], moving.source.shape))
+    assert not np.array_equal(moving.source[-1], moving.source[0])  # the characters move in the scene itself
+    for preset, target in frozen.targets.items():
+        np.testing.assert_array_equal(target[0], moving.targets[preset][0])
+        changed = (target != moving.targets[preset]).any(axis=-1)
+        assert (changed & moving.characters[preset]).any(), preset
+        # elsewhere only a shadow moves: one of the two pixels is no brighter in any channel
+        elsewhere = changed & ~(moving.characters[preset] | frozen.characters[preset])
+        held, moved = target[elsewhere].astype(int), moving.targets[preset][elsewhere].astype(int)
+        assert ((held <= moved).all(axis=-1) | (moved <= held).all(axis=-1)).all(), preset
+
+
+def test_source_use_motion_compares_a_result_with_both_truths_where_they_differ():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "scripts" / "source_use.py"
+    spec = importlib.util.spec_from_file_location("source_use", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    truth = np.zeros((81, 4, 4, 3), np.uint8)
+    frozen = truth.copy()
+    truth[1:, 0, 0] = 200  # one pixel moved in every frame after the first
+    np.testing.assert_array_equal(script.motion_errors(truth, truth, frozen), [[20 * 3 * 200**2, 0]] * 4)
+    np.testing.assert_array_equal(script.motion_errors(frozen, truth, frozen), [[0, 20 * 3 * 200**2]] * 4)
+    between = frozen.copy()
+    between[:, 1, 1] = 90  # a pixel where the truths agree does not count
+    between[61:, 0, 0] = 100
+    errors = script.motion_errors(between, truth, frozen)
+    np.testing.assert_array_equal(errors[3], [20 * 3 * 100**2, 20 * 3 * 100**2])
+    np.testing.assert_array_equal(errors[0], [0, 20 * 3 * 200**2])

@@ -63,8 +63,9 @@ def _rgb(name: str) -> tuple[float, float, float]:
     return SKIN[name] if name in SKIN else PALETTE[name]
 
 
-def to_render_scene(spec: SceneSpec) -> RenderScene:
-    """The scene's primitives and materials as tensors, characters posed at every frame."""
+def to_render_scene(spec: SceneSpec, *, frozen_characters: bool = False) -> RenderScene:
+    """The scene's primitives and materials as tensors, characters posed at every frame; ``frozen_characters``:
+    as they stand at frame 0, in every frame (what a model that only moves the first frame would show)."""
     frames = spec.num_frames
     materials: list[tuple[int, tuple, tuple, float, int]] = []  # texture, colour, colour2, scale, character
 
@@ -83,7 +84,8 @@ def to_render_scene(spec: SceneSpec) -> RenderScene:
     starts = [np.broadcast_to((*p.position, p.radius), (frames, 3)) for p in spec.pillars]
     ends = [np.broadcast_to((*p.position, p.height - p.radius), (frames, 3)) for p in spec.pillars]
     capsule_radii = [p.radius for p in spec.pillars]
-    poses = [pose_character(c, frame_times(frames)) for c in spec.characters]
+    times = np.zeros(frames) if frozen_characters else frame_times(frames)
+    poses = [pose_character(c, times) for c in spec.characters]
     for number, (character, body) in enumerate(zip(spec.characters, poses, strict=True), start=1):
         centres.append(body.head)
         sphere_radii.append(body.head_radius)
