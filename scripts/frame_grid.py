@@ -2,6 +2,8 @@
 
     python scripts/frame_grid.py OUT.png LABEL=VIDEO [LABEL=VIDEO ...] [--frames 0 40 80] [--title TEXT] [--overwrite]
 
+Videos of another frame size than the first are scaled to it.
+
 (docs/images/embedded-releases.png: the bundled clip and two releases' re-renders of it.)
 """
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from recammaster.fileio import atomic_output
 from recammaster.video import read_video
@@ -20,10 +23,16 @@ GAP = 4  # white pixels between pictures
 
 
 def mosaic(videos: list[Path], frames: list[int]) -> np.ndarray:
-    """One image: a row per video of its ``frames``, side by side, with white gaps (all videos one size)."""
-    rows = []
+    """One image: a row per video of its ``frames``, side by side, with white gaps; videos of another size than
+    the first are scaled to its size (models made for different frame sizes)."""
+    rows, size = [], None
     for video in videos:
         pictures = read_video(video, max(frames) + 1)[frames]
+        size = size or (pictures.shape[2], pictures.shape[1])
+        if (pictures.shape[2], pictures.shape[1]) != size:
+            pictures = np.stack(
+                [np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BICUBIC)) for p in pictures]
+            )
         white = np.full((pictures.shape[1], GAP, 3), 255, np.uint8)
         rows.append(np.concatenate([part for picture in pictures for part in (picture, white)][:-1], axis=1))
     white = np.full((GAP, rows[0].shape[1], 3), 255, np.uint8)

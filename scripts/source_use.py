@@ -2,7 +2,7 @@
 (``--motion``) whole re-renders scored against the characters' true motion.
 
     python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--presets 1 2 6 9] [--still-source]
-                                 [--motion [--steps 16]] [-o OUT.json]
+                                 [--motion [--steps 16]] [--size N] [-o OUT.json]
 
 For held-out scenes of ``recammaster eval synthetic``, the model predicts the clean target in one step from pure
 noise (sigma 1: all it knows comes from the source and the camera), once with the source video as it is and once
@@ -20,6 +20,8 @@ where the two truths differ (a character, or its shadow, that has moved since fr
 result's squared error against the frozen truth over its error against the true one, pooled over scenes and presets,
 per quarter: above 0 dB the characters are nearer to where they really are, below 0 nearer to where they stood at
 frame 0. It puts issue 7's "a person should see the characters keep their motion" in numbers (session 16).
+
+Each model runs at the frame size it was made for (its ``render_defaults.json``) unless ``--size`` sets one for all.
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ from recammaster.fileio import write_text_atomic
 from recammaster.hub import embedded_model_dir
 from recammaster.models.vae import decode_latents
 from recammaster.pipeline.loading import load_pipeline
-from recammaster.pipeline.recammaster_pipeline import postprocess_frames
+from recammaster.pipeline.recammaster_pipeline import postprocess_frames, read_render_defaults
 
 QUARTERS = ((1, 21), (21, 41), (41, 61), (61, 81))  # frames; frame 0 is the source's own
 SOURCES = ("as is", "frozen")
-SIZE, FRAMES = 128, 81
+FRAMES = 81
 
 
 @torch.no_grad()
@@ -56,17 +58,17 @@ def one_step_prediction(pipeline, video: np.ndarray, request, caption: str, nois
     return postprocess_frames(decode_latents(pipeline.vae, clean, whole_clip=pipeline.whole_clip_vae)[0])
 
 
-def character_scores(pipeline, scenes: int, presets: list[int], device: str,
-                     still_source: bool = False) -> dict[str, list[float]]:  # fmt: skip
+def character_scores(pipeline, scenes: int, presets: list[int], size: int, device: str, still_source: bool = False,
+                     seed: int = DEFAULT_SEED) -> dict[str, list[float]]:  # fmt: skip
     """Mean character PSNR per quarter, over scenes and presets, for each kind of source."""
     scores = {kind: [] for kind in SOURCES}
     for index in range(1, scenes + 1):
-        scene = held_out_scene(index, seed=DEFAULT_SEED, size=SIZE, num_frames=FRAMES, device=device,
+        scene = held_out_scene(index, seed=seed, size=size, num_frames=FRAMES, device=device,
                                still_source=still_source)  # fmt: skip
         frozen = np.repeat(scene.source[:1], len(scene.source), axis=0)
         for preset in presets:
             target, shown = scene.targets[preset], scene.characters[preset]
-            noise = torch.randn((1, *_latent_shape(pipeline)), generator=torch.Generator().manual_seed(0))
+            noise = torch.randn((1, *_latent_shape(pipeline, size)), generator=torch.Generator().manual_seed(0))
             for kind, video in zip(SOURCES, (scene.source, frozen), strict=True):
                 frames = one_step_prediction(pipeline, video, scene.requests[preset], scene.caption, noise)
                 scores[kind].append([pooled_psnr(frames[a:b], target[a:b], shown[a:b]) for a, b in QUARTERS])
@@ -85,26 +87,26 @@ def motion_errors(result: np.ndarray, truth: np.ndarray, frozen: np.ndarray) -> 
     return np.array(errors)
 
 
-def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, device: str,
-                  still_source: bool = False) -> list[float]:  # fmt: skip
+def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, size: int, device: str,
+                  still_source: bool = False, seed: int = DEFAULT_SEED) -> list[float]:  # fmt: skip
     """Per quarter, dB by which the results are nearer to the characters' true motion than to frame 0's poses."""
     totals = np.zeros((len(QUARTERS), 2))
     for index in range(1, scenes + 1):
-        options = {"seed": DEFAULT_SEED, "size": SIZE, "num_frames": FRAMES, "device": device,
+        options = {"seed": seed, "size": size, "num_frames": FRAMES, "device": device,
                    "still_source": still_source}  # fmt: skip
         scene = held_out_scene(index, **options)
         frozen = held_out_scene(index, frozen_characters=True, **options)
         for preset in presets:
             result = re_render(pipeline, scene, preset, generator=torch.Generator().manual_seed(NOISE_SEED),
-                               height=SIZE, width=SIZE, num_frames=FRAMES, num_inference_steps=steps,
+                               height=size, width=size, num_frames=FRAMES, num_inference_steps=steps,
                                guidance_scale=1.0)  # fmt: skip
             totals += motion_errors(result, scene.targets[preset], frozen.targets[preset])
     return (10 * np.log10(totals[:, 0] / totals[:, 1])).round(2).tolist()
 
 
-def _latent_shape(pipeline) -> tuple[int, int, int, int]:
+def _latent_shape(pipeline, size: int) -> tuple[int, int, int, int]:
     config = pipeline.vae.config
-    spatial = SIZE // config.scale_factor_spatial
+    spatial = size // config.scale_factor_spatial
     return config.z_dim, FRAMES // config.scale_factor_temporal + 1, spatial, spatial
 
 
@@ -112,23 +114,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, action="append", help="a saved pipeline (default: the shipped one)")
     parser.add_argument("--scenes", type=int, default=3)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help="the scenes' seed (default: the held-out one; 0 gives scenes the shipped model trained on)",
+    )
     parser.add_argument("--presets", type=int, nargs="+", default=[1, 2, 6, 9])
     parser.add_argument("--still-source", action="store_true", help="film the source with a camera standing still")
     parser.add_argument("--motion", action="store_true", help="score whole re-renders against the characters' motion")
     parser.add_argument("--steps", type=int, default=16, help="--motion's sampling steps (the shipped model's: 16)")
+    parser.add_argument("--size", type=int, help="square frame size for every model (default: each model's own)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("-o", "--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args()
     results = {}
     for model_dir in args.model_dir or [embedded_model_dir()]:
         pipeline = load_pipeline(model_dir, args.device, "none")
+        size = args.size or int(read_render_defaults(model_dir)["height"])
         pipeline.set_progress_bar_config(disable=True)
         if args.motion:
-            scores = motion_scores(pipeline, args.scenes, args.presets, args.steps, args.device, args.still_source)
+            scores = motion_scores(pipeline, args.scenes, args.presets, args.steps, size, args.device,
+                                   args.still_source, args.seed)  # fmt: skip
             results[str(model_dir)] = {"motion (dB)": scores}
         else:
-            results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, args.device,
-                                                       args.still_source)  # fmt: skip
+            results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, size, args.device,
+                                                       args.still_source, args.seed)  # fmt: skip
     if args.output:
         write_text_atomic(args.output, json.dumps(results, indent=1) + "\n")
     print("| model | measure | " + " | ".join(f"frames {a}-{b - 1}" for a, b in QUARTERS) + " |")

@@ -418,3 +418,22 @@ def test_side_by_side_inset_shows_the_moving_camera() -> None:
 def test_side_by_side_rejects_different_lengths() -> None:
     with pytest.raises(ValueError, match="source has 2 frames but result has 3"):
         side_by_side(np.zeros((2, 16, 16, 3), np.uint8), np.zeros((3, 16, 16, 3), np.uint8))
+
+
+def test_frame_grid_scales_videos_of_another_size_to_the_first(tmp_path):
+    """scripts/frame_grid.py sets models of different frame sizes side by side (session 17: 96x96 beside 128x128)."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "frame_grid.py"
+    spec = importlib.util.spec_from_file_location("frame_grid", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    write_video(tmp_path / "large.mp4", np.full((3, 32, 48, 3), 200, np.uint8))
+    write_video(tmp_path / "small.mp4", np.full((3, 16, 24, 3), 40, np.uint8))
+    image = script.mosaic([tmp_path / "large.mp4", tmp_path / "small.mp4"], [0, 2])
+    gap = script.GAP
+    assert image.shape == (2 * 32 + gap, 2 * 48 + gap, 3)
+    assert (image[32 : 32 + gap] == 255).all()
+    assert (image[:, 48 : 48 + gap] == 255).all()
+    np.testing.assert_allclose(image[:32, :48].mean(), 200, atol=3)
+    np.testing.assert_allclose(image[32 + gap :, 48 + gap :].mean(), 40, atol=3)  # scaled up, still the same grey

@@ -116,3 +116,22 @@ def test_export_of_a_deeper_run_takes_its_named_size(tmp_path, run):
     assert exported.config.num_layers == 12
     for key, value in deeper.state_dict().items():
         torch.testing.assert_close(exported.state_dict()[key], value.half().float(), msg=key)
+
+
+def test_a_finer_token_run_starts_from_the_shipped_blocks_and_exports_at_its_frame_size(tmp_path, run):
+    """configs/embedded-fine.yaml: 2x2 patches (12x12 tokens a frame at 96x96) take every shipped tensor but the
+    patch embedding and the output layer, and the export renders at 96x96 unless told otherwise."""
+    base = embedded_model_dir()
+    fine = ReCamMasterTransformer3DModel(**transformer_config("embedded-fine"))
+    assert warm_start(fine, base / "transformer") == ["patch_embedding.weight", "proj_out.bias", "proj_out.weight"]
+    latents = torch.zeros(1, 4, 2 * 21, 96 // 4, 96 // 4)  # source and target latents of 81 frames at 96x96
+    assert fine.patch_embedding(latents).flatten(2).shape[-1] == 2 * 21 * 12 * 12
+    save_official_checkpoint(fine, tmp_path / "step1.ckpt", dtype=torch.float32)
+    code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "--model-config",
+                       "embedded-fine", "--height", "96", "--width", "96", "-o", tmp_path / "out")  # fmt: skip
+    assert code == 0, err
+    assert read_render_defaults(tmp_path / "out")["height"] == 96
+    exported = ReCamMasterPipeline.load(tmp_path / "out", torch_dtype=torch.float32).transformer
+    assert tuple(exported.config.patch_size) == (1, 2, 2)
+    for key, value in fine.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[key], value.half().float(), msg=key)
