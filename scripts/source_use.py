@@ -1,8 +1,8 @@
 """Does a model take its characters from the source frame of the same time? One prediction from pure noise, or
 (``--motion``) whole re-renders scored against the characters' true motion.
 
-    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--presets 1 2 6 9] [--still-source]
-                                 [--motion [--steps 16]] [--size N] [-o OUT.json]
+    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--seed 1000] [--presets 1 2 6 9]
+                                 [--still-source] [--motion [--steps 16]] [--size N] [-o OUT.json]
 
 For held-out scenes of ``recammaster eval synthetic``, the model predicts the clean target in one step from pure
 noise (sigma 1: all it knows comes from the source and the camera), once with the source video as it is and once
