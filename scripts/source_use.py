@@ -2,7 +2,8 @@
 (``--motion``) whole re-renders scored against the characters' true motion.
 
     python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--seed 1000] [--presets 1 2 6 9]
-                                 [--still-source] [--motion [--steps 16]] [--size N] [-o OUT.json]
+                                 [--still-source] [--motion [--steps 16] [--motion-guidance G]] [--size N]
+                                 [-o OUT.json]
 
 For held-out scenes of ``recammaster eval synthetic``, the model predicts the clean target in one step from pure
 noise (sigma 1: all it knows comes from the source and the camera), once with the source video as it is and once
@@ -21,7 +22,8 @@ result's squared error against the frozen truth over its error against the true 
 per quarter: above 0 dB the characters are nearer to where they really are, below 0 nearer to where they stood at
 frame 0. It puts issue 7's "a person should see the characters keep their motion" in numbers (session 16).
 
-Each model runs at the frame size it was made for (its ``render_defaults.json``) unless ``--size`` sets one for all.
+Each model runs at the frame size and motion guidance it was made for (its ``render_defaults.json``) unless
+``--size`` or ``--motion-guidance`` sets one for all.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def motion_errors(result: np.ndarray, truth: np.ndarray, frozen: np.ndarray) -> 
 
 
 def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, size: int, device: str,
-                  still_source: bool = False, seed: int = DEFAULT_SEED) -> list[float]:  # fmt: skip
+                  still_source: bool = False, seed: int = DEFAULT_SEED,
+                  motion_guidance: float = 1.0) -> list[float]:  # fmt: skip
     """Per quarter, dB by which the results are nearer to the characters' true motion than to frame 0's poses."""
     totals = np.zeros((len(QUARTERS), 2))
     for index in range(1, scenes + 1):
@@ -99,7 +102,7 @@ def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, size: i
         for preset in presets:
             result = re_render(pipeline, scene, preset, generator=torch.Generator().manual_seed(NOISE_SEED),
                                height=size, width=size, num_frames=FRAMES, num_inference_steps=steps,
-                               guidance_scale=1.0)  # fmt: skip
+                               guidance_scale=1.0, motion_guidance=motion_guidance)  # fmt: skip
             totals += motion_errors(result, scene.targets[preset], frozen.targets[preset])
     return (10 * np.log10(totals[:, 0] / totals[:, 1])).round(2).tolist()
 
@@ -125,17 +128,20 @@ def main() -> None:
     parser.add_argument("--motion", action="store_true", help="score whole re-renders against the characters' motion")
     parser.add_argument("--steps", type=int, default=16, help="--motion's sampling steps (the shipped model's: 16)")
     parser.add_argument("--size", type=int, help="square frame size for every model (default: each model's own)")
+    parser.add_argument("--motion-guidance", type=float, help="--motion's motion guidance (default: each model's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("-o", "--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args()
     results = {}
     for model_dir in args.model_dir or [embedded_model_dir()]:
         pipeline = load_pipeline(model_dir, args.device, "none")
-        size = args.size or int(read_render_defaults(model_dir)["height"])
+        defaults = read_render_defaults(model_dir)
+        size = args.size or int(defaults["height"])
+        motion_guidance = args.motion_guidance if args.motion_guidance is not None else defaults["motion_guidance"]
         pipeline.set_progress_bar_config(disable=True)
         if args.motion:
             scores = motion_scores(pipeline, args.scenes, args.presets, args.steps, size, args.device,
-                                   args.still_source, args.seed)  # fmt: skip
+                                   args.still_source, args.seed, motion_guidance)  # fmt: skip
             results[str(model_dir)] = {"motion (dB)": scores}
         else:
             results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, size, args.device,

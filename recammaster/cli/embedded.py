@@ -60,6 +60,9 @@ def export(
     width: Annotated[int, typer.Option("--width", help="The width the model renders at.")] = 128,
     steps: Annotated[int, typer.Option("--steps", help="Default sampling steps.")] = 16,
     guidance: Annotated[float, typer.Option("--guidance", help="Default guidance scale.")] = 1.0,
+    motion_guidance: Annotated[
+        float, typer.Option("--motion-guidance", help="Default motion guidance scale (1: off).")
+    ] = 1.0,
     whole_clip_vae: Annotated[
         bool,
         typer.Option(
@@ -82,7 +85,7 @@ def export(
         if not path.is_file():
             raise ReCamMasterError(f"{path}: not found")
     defaults = {"height": height, "width": width, "num_inference_steps": steps, "guidance_scale": guidance,
-                "whole_clip_vae": whole_clip_vae}  # fmt: skip
+                "motion_guidance": motion_guidance, "whole_clip_vae": whole_clip_vae}  # fmt: skip
     if model_config is not None and model_config not in TRANSFORMER_CONFIGS:
         raise ReCamMasterError(f"--model-config must be one of {', '.join(TRANSFORMER_CONFIGS)}, got {model_config!r}")
     written = export_pipeline(base, checkpoint, output, render_defaults=defaults, overwrite=overwrite,

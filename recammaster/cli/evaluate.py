@@ -56,6 +56,10 @@ StepsOpt = Annotated[int | None, typer.Option("--steps", help="Sampling steps (d
 GuidanceOpt = Annotated[
     float | None, typer.Option("--guidance", help="Text guidance scale; 1 disables it (default: the model's).")
 ]
+MotionGuidanceOpt = Annotated[
+    float | None,
+    typer.Option("--motion-guidance", help="Motion guidance scale; 1 disables it (default: the model's)."),
+]
 PresetOpt = Annotated[
     list[int] | None, typer.Option("--preset", help="An official preset 1-10; repeat it (default: all ten).")
 ]
@@ -74,8 +78,8 @@ ClipOpt = Annotated[str | None, typer.Option("--clip", help="CLIP-T/F/V: a trans
 
 
 def render_settings(
-    model_dir: Path | None, size: int | None, steps: int | None, guidance: float | None
-) -> tuple[Path | None, int, int, float]:
+    model_dir: Path | None, size: int | None, steps: int | None, guidance: float | None, motion_guidance: float | None
+) -> tuple[Path | None, int, int, float, float]:
     """The model folder and its render defaults, overridden by the options given."""
     from recammaster.pipeline.loading import choose_model
 
@@ -84,7 +88,8 @@ def render_settings(
     size = size or (defaults["height"] if square else 128)
     steps = steps or defaults["num_inference_steps"]
     guidance = guidance if guidance is not None else defaults["guidance_scale"]
-    return model_dir, size, steps, guidance
+    motion_guidance = motion_guidance if motion_guidance is not None else defaults["motion_guidance"]
+    return model_dir, size, steps, guidance, motion_guidance
 
 
 def score_and_report(folders: list[Path], output_dir: Path, *, runs: int, sample_every: int, num_threads: int,
@@ -108,6 +113,7 @@ def synthetic(
     frames: FramesOpt = 81,
     steps: StepsOpt = None,
     guidance: GuidanceOpt = None,
+    motion_guidance: MotionGuidanceOpt = None,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the held-out scenes (training runs use small ones).")
     ] = 1000,
@@ -137,9 +143,10 @@ def synthetic(
     """
     from recammaster.evaluation.synthetic import OFFICIAL_PRESETS, check_settings, report_paths
 
-    model_dir, size, steps, guidance = render_settings(model_dir, size, steps, guidance)
+    model_dir, size, steps, guidance, motion_guidance = render_settings(model_dir, size, steps, guidance,
+                                                                        motion_guidance)  # fmt: skip
     try:
-        presets = check_settings(scenes, size, frames, steps, guidance, preset or OFFICIAL_PRESETS)
+        presets = check_settings(scenes, size, frames, steps, guidance, preset or OFFICIAL_PRESETS, motion_guidance)
     except ValueError as error:
         raise ReCamMasterError(str(error)) from error
     existing = [path for path in report_paths(output_dir, presets, videos=not no_videos) if path.exists()]
@@ -161,6 +168,7 @@ def synthetic(
         pipeline, seed=seed, num_scenes=scenes, size=size, num_frames=frames, presets=presets, steps=steps,
         guidance=guidance, device=device, progress=not no_progress,
         on_result=None if cases is None else case_writer(cases, overwrite=overwrite), still_source=still_source,
+        motion_guidance=motion_guidance,
     )  # fmt: skip
     write_report(report, output_dir, overwrite=overwrite, videos=not no_videos)
     typer.echo(report.to_markdown(), nl=False)
@@ -222,6 +230,7 @@ def paper(
     frames: FramesOpt = 81,
     steps: StepsOpt = None,
     guidance: GuidanceOpt = None,
+    motion_guidance: MotionGuidanceOpt = None,
     preset: PresetOpt = None,
     runs: RunsOpt = 3,
     sample_every: SampleEveryOpt = 4,
@@ -245,9 +254,11 @@ def paper(
     from recammaster.evaluation.synthetic import check_settings as check_render_settings
     from recammaster.pipeline.loading import load_pipeline
 
-    model_dir, size, steps, guidance = render_settings(model_dir, size, steps, guidance)
+    model_dir, size, steps, guidance, motion_guidance = render_settings(model_dir, size, steps, guidance,
+                                                                        motion_guidance)  # fmt: skip
     try:
-        presets = check_render_settings(1, size, frames, steps, guidance, preset or OFFICIAL_PRESETS)
+        presets = check_render_settings(1, size, frames, steps, guidance, preset or OFFICIAL_PRESETS,
+                                        motion_guidance)  # fmt: skip
     except ValueError as error:
         raise ReCamMasterError(str(error)) from error
     check_settings(runs, sample_every)
@@ -260,6 +271,7 @@ def paper(
     pipeline = load_pipeline(model_dir, device, "none", checkpoint)
     pipeline.set_progress_bar_config(disable=no_progress, leave=False)
     folders = render_paper_cases(pipeline, found, output_dir / "cases", height=size, width=size, num_frames=frames,
-                                 steps=steps, guidance=guidance, presets=presets, progress=not no_progress)  # fmt: skip
+                                 steps=steps, guidance=guidance, presets=presets, progress=not no_progress,
+                                 motion_guidance=motion_guidance)  # fmt: skip
     score_and_report(folders, output_dir, runs=runs, sample_every=sample_every, num_threads=num_threads,
                      networks=networks, overwrite=overwrite, progress=not no_progress)  # fmt: skip

@@ -90,6 +90,14 @@ GuidanceOpt = Annotated[
     float | None,
     typer.Option("--guidance", help="Text guidance scale, 1 disables it (default: the model's; official 5)."),
 ]
+MotionGuidanceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--motion-guidance",
+        help="Motion guidance scale: away from the source's first frame held still; 1 disables it (default: the "
+        "model's; official 1).",
+    ),
+]
 HeightOpt = Annotated[int, typer.Option("--height", help="Model height, a multiple of 16.")]
 WidthOpt = Annotated[int, typer.Option("--width", help="Model width, a multiple of 16.")]
 ModelHeightOpt = Annotated[
@@ -154,6 +162,7 @@ def render_command(
     output: OutputVideoOpt = None,
     steps: StepsOpt = None,
     guidance: GuidanceOpt = None,
+    motion_guidance: MotionGuidanceOpt = None,
     seed: SeedOpt = 0,
     height: ModelHeightOpt = None,
     width: ModelWidthOpt = None,
@@ -215,8 +224,10 @@ def render_command(
     height, width = height or defaults["height"], width or defaults["width"]
     steps = steps or defaults["num_inference_steps"]
     guidance = guidance if guidance is not None else defaults["guidance_scale"]
+    motion_guidance = motion_guidance if motion_guidance is not None else defaults["motion_guidance"]
     try:
-        check_render_inputs(frames, height, width, steps, guidance, trajectory_frames=camera.num_frames)
+        check_render_inputs(frames, height, width, steps, guidance, trajectory_frames=camera.num_frames,
+                            motion_guidance=motion_guidance)  # fmt: skip
     except ValueError as error:
         raise ReCamMasterError(str(error)) from error
     for job in jobs:
@@ -237,6 +248,8 @@ def render_command(
     rank, world, device = init_distributed(device)
     if world > 1 and dataset_path is None and source_reuse > 1:
         raise ReCamMasterError("--source-reuse works with one GPU per video (batch mode), not one video on several")
+    if world > 1 and dataset_path is None and motion_guidance > 1:
+        raise ReCamMasterError("--motion-guidance works with one GPU per video (batch mode), not one video on several")
     if world > 1 and dataset_path is not None:
         jobs = jobs[rank::world]  # a batch: one worker per GPU, each with its own videos
     pipeline = load_pipeline(model_dir, device, offload, checkpoint, compile_blocks=compile_blocks, attention=attention)
@@ -251,7 +264,7 @@ def render_command(
         result = pipeline(
             source, camera, job.prompt, height=height, width=width, num_frames=frames, num_inference_steps=steps,
             guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed), source_reuse=source_reuse,
-            solver=solver,
+            solver=solver, motion_guidance=motion_guidance,
         ).frames  # fmt: skip
         if not writes:
             continue

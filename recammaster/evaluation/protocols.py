@@ -100,6 +100,7 @@ def render_paper_cases(
     guidance: float,
     presets: Sequence[int] = OFFICIAL_PRESETS,
     progress: bool = True,
+    motion_guidance: float = 1.0,
 ) -> list[Path]:
     """Re-render every video along every preset with ``pipeline`` (noise seed 0, as ``recammaster render``) into
     ``cases_dir``; cases already there are kept, not rendered again. Returns the case folders in order."""
@@ -107,7 +108,7 @@ def render_paper_cases(
     for video, _ in videos:  # a short or unreadable video stops the run before anything renders
         require_frames(video, num_frames)
     options = {"height": height, "width": width, "num_frames": num_frames, "num_inference_steps": steps,
-               "guidance_scale": guidance}  # fmt: skip
+               "guidance_scale": guidance, "motion_guidance": motion_guidance}  # fmt: skip
     folders = []
     with tqdm(total=len(videos) * len(presets), desc="re-rendering", unit="video", disable=not progress) as bar:
         for video, caption in videos:

@@ -242,11 +242,12 @@ class PresetReport:
     def to_markdown(self) -> str:
         """The per-preset table with an overall row, and how the numbers were made."""
         s = self.settings
+        motion = "" if s["motion_guidance"] == 1 else f", motion guidance {s['motion_guidance']}"
         lines = [
             f"Held-out synthetic scenes {s['first_scene']}..{s['first_scene'] + s['num_scenes'] - 1} of seed "
             f"{s['seed']}{SOURCE_KINDS[s['still_source']]}, {s['size']}x{s['size']}, {s['num_frames']} frames, "
-            f"{s['steps']} steps, guidance "
-            f"{s['guidance']}. PSNR (dB) and SSIM against the ground truth, means over scenes and frames 1.."
+            f"{s['steps']} steps, guidance {s['guidance']}{motion}. PSNR (dB) and SSIM against the ground truth, "
+            f"means over scenes and frames 1.."
             f"{s['num_frames'] - 1}; copy = the source video as the prediction; follows = the result is nearest to "
             f"the requested preset's ground truth among the ten (chance {CHANCE:.0%}).",
             "",
@@ -301,14 +302,20 @@ def official_preset(key: int | str) -> int:
 
 
 def check_settings(
-    num_scenes: int, size: int, num_frames: int, steps: int, guidance: float, presets: Sequence[int | str]
+    num_scenes: int,
+    size: int,
+    num_frames: int,
+    steps: int,
+    guidance: float,
+    presets: Sequence[int | str],
+    motion_guidance: float = 1.0,
 ) -> tuple[int, ...]:
     """Raise ``ValueError`` naming the setting that cannot work, before any rendering; the preset numbers."""
     if num_scenes < 1:
         raise ValueError(f"num_scenes must be at least 1, got {num_scenes}")
     if size < 16 or size % 16:
         raise ValueError(f"size must be a positive multiple of 16, got {size}")
-    check_render_inputs(num_frames, size, size, steps, guidance)
+    check_render_inputs(num_frames, size, size, steps, guidance, motion_guidance=motion_guidance)
     if num_frames < 2:
         raise ValueError(f"num_frames must be at least 5 (4k+1, and the presets move), got {num_frames}")
     if not presets:
@@ -342,6 +349,7 @@ def evaluate_presets(
     progress: bool = True,
     on_result: Callable[[HeldOutScene, int, Array], None] | None = None,
     still_source: bool = False,
+    motion_guidance: float = 1.0,
 ) -> PresetReport:
     """Re-render scenes 1..num_scenes of ``seed`` along each preset with ``pipeline`` and score the results.
 
@@ -350,10 +358,11 @@ def evaluate_presets(
     Scenes are rendered on ``device``. ``on_result(scene, preset, result)`` sees every result (e.g. to keep
     it as a case, :func:`recammaster.evaluation.protocols.case_writer`). ``still_source``: each scene's
     source is filmed by a camera standing still at its first camera's first pose (:func:`held_out_scene`).
+    ``motion_guidance`` is the pipeline's (1: off).
     """
-    numbers = check_settings(num_scenes, size, num_frames, steps, guidance, presets)
+    numbers = check_settings(num_scenes, size, num_frames, steps, guidance, presets, motion_guidance)
     options = {"height": size, "width": size, "num_frames": num_frames, "num_inference_steps": steps,
-               "guidance_scale": guidance}  # fmt: skip
+               "guidance_scale": guidance, "motion_guidance": motion_guidance}  # fmt: skip
     cases: list[CaseScores] = []
     with tqdm(total=num_scenes * len(numbers), desc="re-rendering", unit="video", disable=not progress) as bar:
         for index in range(1, num_scenes + 1):
@@ -370,8 +379,8 @@ def evaluate_presets(
             if index == 1:  # kept for the pictures
                 example, example_results = scene, results
     settings = {"seed": seed, "first_scene": 1, "num_scenes": num_scenes, "size": size, "num_frames": num_frames,
-                "steps": steps, "guidance": guidance, "noise_seed": NOISE_SEED, "presets": list(numbers),
-                "still_source": still_source}  # fmt: skip
+                "steps": steps, "guidance": guidance, "motion_guidance": motion_guidance, "noise_seed": NOISE_SEED,
+                "presets": list(numbers), "still_source": still_source}  # fmt: skip
     return PresetReport(settings, cases, example, example_results)
 
 

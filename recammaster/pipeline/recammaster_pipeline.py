@@ -6,6 +6,11 @@ prompt embeddings with padded positions zeroed, and Wan's default negative promp
 relative to its own first frame; float32 noise from a CPU generator (seed 0 by default); flow-matching
 Euler on upstream's shifted sigmas, with the noisy target latents and the clean source latents joined
 on the frame axis and text-only classifier-free guidance (scale 5); VAE decode; uint8 frames.
+
+Motion guidance (off by default, not upstream's) extrapolates away from the prediction made with the source's first
+frame held still, toward the one made with the whole source: classifier-free guidance whose condition is the
+source's motion. A small model that takes its characters from the source's first frame (docs/embedded.md) then
+moves them as the source does.
 """
 
 from __future__ import annotations
@@ -43,11 +48,12 @@ SIZE_MULTIPLE = 16  # VAE 8x times the transformer's 2x2 patches
 # the VAE on whole clips at once (``models.whole_clip_vae``), for small models, where it halves the VAE's time on a CPU.
 RENDER_DEFAULTS_FILE = "render_defaults.json"
 UPSTREAM_RENDER_DEFAULTS = {"height": DEFAULT_HEIGHT, "width": DEFAULT_WIDTH, "num_inference_steps": DEFAULT_STEPS,
-                            "guidance_scale": DEFAULT_GUIDANCE, "whole_clip_vae": False}  # fmt: skip
+                            "guidance_scale": DEFAULT_GUIDANCE, "motion_guidance": 1.0,
+                            "whole_clip_vae": False}  # fmt: skip
 
 
 def read_render_defaults(folder: str | Path | None) -> dict[str, float | int]:
-    """Height, width, steps and guidance a saved pipeline was made for (``render_defaults.json``), else upstream's."""
+    """Height, width, steps and guidances a saved pipeline was made for (``render_defaults.json``), else upstream's."""
     path = None if folder is None else Path(folder) / RENDER_DEFAULTS_FILE
     if path is None or not path.is_file():
         return dict(UPSTREAM_RENDER_DEFAULTS)
@@ -83,6 +89,7 @@ def check_render_inputs(
     guidance_scale: float,
     video_frames: int | None = None,
     trajectory_frames: int | None = None,
+    motion_guidance: float = 1.0,
 ) -> None:
     """Raise ``ValueError`` naming the argument for anything the model cannot take, before any work."""
     check_video_size(num_frames, height, width)
@@ -90,6 +97,8 @@ def check_render_inputs(
         raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
     if guidance_scale < 1:
         raise ValueError(f"guidance_scale must be at least 1 (1 disables guidance), got {guidance_scale}")
+    if motion_guidance < 1:
+        raise ValueError(f"motion_guidance must be at least 1 (1 disables it), got {motion_guidance}")
     if video_frames is not None and video_frames < num_frames:
         raise ValueError(f"the video has {video_frames} frames; {num_frames} are needed")
     if trajectory_frames is not None and trajectory_frames != num_frames:
@@ -219,22 +228,31 @@ class ReCamMasterPipeline(DiffusionPipeline):
         callback_on_step_end: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
         source_reuse: int = 1,
         solver: str = "euler",
+        still_source: torch.Tensor | None = None,
+        motion_guidance: float = 1.0,
     ) -> torch.Tensor:
         """Euler steps from noisy target ``latents`` to clean ones, the clean ``source`` latents alongside.
 
         Guidance (with ``negative``) applies when ``guidance_scale`` > 1. Training samples call this too.
         ``source_reuse`` N > 1: a full forward every N steps records the source tokens' keys and values, and the
         steps between run on the target tokens alone (:mod:`recammaster.models.source_cache`); 1 is exact.
+        ``motion_guidance`` > 1 (with ``still_source``, the latents of the source's first frame held still) adds
+        ``(motion_guidance - 1)`` times the caption's velocity with the source minus that with the still source.
         """
         use_guidance = guidance_scale > 1.0 and negative is not None
+        use_motion = motion_guidance > 1.0
         if source_reuse < 1:
             raise ValueError(f"source_reuse must be at least 1 (1: every step in full), got {source_reuse}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+        if use_motion and still_source is None:
+            raise ValueError("motion_guidance > 1 needs still_source, the latents of the source's first frame held")
 
         group = getattr(self, "guidance_group", None)  # set by recammaster.pipeline.parallel.enable_multi_gpu
         if source_reuse > 1 and group is not None:
             raise ValueError("source_reuse > 1 does not work with guidance branches on separate GPUs yet")
+        if use_motion and (source_reuse > 1 or group is not None):
+            raise ValueError("motion_guidance does not work with source_reuse > 1 or guidance branches on several GPUs")
         cache = SourceKVCache.attach(self.transformer) if source_reuse > 1 else None
         steps_done = itertools.count()
 
@@ -263,8 +281,13 @@ class ReCamMasterPipeline(DiffusionPipeline):
             else:
                 predicted = branch(noisy, t, positive, "caption", full)
                 unconditional = branch(noisy, t, negative, "negative", full) if use_guidance else None
+            conditional = predicted
             if use_guidance:
                 predicted = unconditional + guidance_scale * (predicted - unconditional)
+            if use_motion:
+                still = self.transformer(torch.cat([noisy, still_source], dim=2), t, positive, camera,
+                                         source_velocity=False).sample  # fmt: skip
+                predicted = predicted + (motion_guidance - 1.0) * (conditional - still)
             return predicted
 
         try:
@@ -304,6 +327,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
         max_sequence_length: int = 512,
         source_reuse: int = 1,
         solver: str = "euler",
+        motion_guidance: float = 1.0,
     ) -> ReCamMasterPipelineOutput | tuple:
         """Re-render ``video`` ((T, H, W, 3) uint8 frames, T >= num_frames) along ``trajectory``.
 
@@ -313,7 +337,9 @@ class ReCamMasterPipeline(DiffusionPipeline):
         ``source_reuse`` N > 1 is the fast mode: a full forward every N steps, the target tokens alone between
         (about half the work), reusing the source tokens' keys and values; its quality cost is in
         ``benchmarks/RESULTS.md``. 1, the default, is exact. ``solver="ab2"`` integrates to second order, so
-        fewer ``num_inference_steps`` reach upstream's Euler result more closely.
+        fewer ``num_inference_steps`` reach upstream's Euler result more closely. ``motion_guidance`` > 1 pushes
+        the result away from what the model makes of the source's first frame held still (a second transformer
+        pass a step; 1, the default, is upstream's sampling).
         """
         # 1. Check inputs
         if isinstance(trajectory, str | Path):
@@ -324,6 +350,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
         check_render_inputs(
             num_frames, height, width, num_inference_steps, guidance_scale, video_frames=len(video),
             trajectory_frames=trajectory.num_frames if isinstance(trajectory, Trajectory) else None,
+            motion_guidance=motion_guidance,
         )  # fmt: skip
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
@@ -333,6 +360,10 @@ class ReCamMasterPipeline(DiffusionPipeline):
         positive, negative = self.encode_prompt(prompt, negative_prompt or "" if use_guidance else None,
                                                 max_sequence_length)  # fmt: skip
         source = self.prepare_source_latents(video, num_frames, height, width)
+        still_source = None
+        if motion_guidance > 1.0:
+            still_video = np.broadcast_to(video[:1], (num_frames, *video.shape[1:]))
+            still_source = self.prepare_source_latents(still_video, num_frames, height, width)
         camera = self.prepare_camera(trajectory)
         if camera.shape[1] != source.shape[2]:
             raise ValueError(f"the camera has {camera.shape[1]} latent frames, the video {source.shape[2]}")
@@ -343,7 +374,7 @@ class ReCamMasterPipeline(DiffusionPipeline):
 
         # 4. Denoise the target half; the clean source latents ride along on the frame axis
         latents = self.denoise(latents, source, camera, positive, negative, sigmas, guidance_scale,
-                               callback_on_step_end, source_reuse, solver)  # fmt: skip
+                               callback_on_step_end, source_reuse, solver, still_source, motion_guidance)  # fmt: skip
 
         # 5. Decode
         if output_type == "latent":

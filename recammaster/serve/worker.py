@@ -170,7 +170,7 @@ class Worker:
         result = pipeline(
             video, trajectory, job.caption, height=height, width=width, num_frames=frames, num_inference_steps=steps,
             guidance_scale=float(defaults["guidance_scale"]), generator=generator, callback_on_step_end=after_step,
-            source_reuse=self.settings.source_reuse,
+            source_reuse=self.settings.source_reuse, motion_guidance=float(defaults["motion_guidance"]),
         ).frames  # fmt: skip
         self._report(job, 0.94, "writing the videos")
         seen = postprocess_frames(preprocess_frames(video, height, width))  # the source as the model saw it

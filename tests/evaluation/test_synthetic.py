@@ -49,7 +49,7 @@ def copy_the_source(video, trajectory, prompt, *, num_frames, **_):
 
 def test_the_report_has_every_case_and_preset(report):
     assert report.settings == {"seed": 1000, "first_scene": 1, "num_scenes": 2, "size": 32, "num_frames": 9,
-                               "steps": 2, "guidance": 1.0, "noise_seed": 0, "presets": [1, 5],
+                               "steps": 2, "guidance": 1.0, "motion_guidance": 1.0, "noise_seed": 0, "presets": [1, 5],
                                "still_source": False}  # fmt: skip
     assert report.to_markdown().startswith("Held-out synthetic scenes 1..2 of seed 1000, 32x32, 9 frames, 2 steps")
     assert [(case.scene, case.preset) for case in report.cases] == [(1, 1), (1, 5), (2, 1), (2, 5)]
@@ -128,7 +128,8 @@ def test_frame_0_of_every_ground_truth_is_all_visible_in_the_source_and_a_pan_re
 
 def test_the_ground_truth_as_result_follows_every_preset(report):
     calls = []
-    perfect = evaluate_presets(oracle(report.example, calls), steps=3, guidance=2.0, **{**SMALL, "num_scenes": 1})
+    perfect = evaluate_presets(oracle(report.example, calls), steps=3, guidance=2.0, motion_guidance=1.5,
+                               **{**SMALL, "num_scenes": 1})  # fmt: skip
     assert perfect.follows == 1.0
     for scores in perfect.presets:
         assert (scores.follows, scores.psnr_model, scores.ssim_model, scores.frame0_psnr) == (1.0, math.inf, 1.0,
@@ -143,7 +144,10 @@ def test_the_ground_truth_as_result_follows_every_preset(report):
     assert prompt == report.example.caption
     generator = options.pop("generator")
     assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
-    assert options == {"height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 3, "guidance_scale": 2.0}
+    assert options == {"height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 3, "guidance_scale": 2.0,
+                       "motion_guidance": 1.5}  # fmt: skip
+    assert "3 steps, guidance 2.0, motion guidance 1.5. PSNR" in perfect.to_markdown()
+    assert "motion guidance" not in report.to_markdown()
     assert json.loads(perfect.to_json())["presets"][0]["psnr_model"] is None
 
 

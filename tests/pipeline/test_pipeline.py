@@ -43,16 +43,22 @@ def test_adams_bashforth_converges_at_second_order_where_euler_converges_at_firs
     assert errors["ab2", 20] < errors["euler", 40] / 4  # half the steps, a quarter of the error
 
 
-def _by_hand(pipe, video, trajectory, guidance, seed=0):
-    """Upstream's loop written out (spec §4): every step explicit, sharing only the networks."""
+def _by_hand(pipe, video, trajectory, guidance, seed=0, motion_guidance=1.0):
+    """Upstream's loop written out (spec §4): every step explicit, sharing only the networks; with motion guidance,
+    plus (motion_guidance - 1) times the caption's velocity minus its velocity with frame 0 held for every frame."""
     from recammaster.video import preprocess_frames
 
     embeddings = encode_prompt(pipe.tokenizer, pipe.text_encoder, [PROMPT, DEFAULT_NEGATIVE_PROMPT])
     positive, negative = embeddings[:1], embeddings[1:]
-    pixels = preprocess_frames(video[:9], 32, 48)[None]
     mean = torch.tensor(WAN_LATENTS_MEAN).view(1, 16, 1, 1, 1)
     inverse_std = 1 / torch.tensor(WAN_LATENTS_STD).view(1, 16, 1, 1, 1)  # upstream keeps 1/std and multiplies
-    source = (pipe.vae.encode(pixels).latent_dist.mean - mean) * inverse_std
+
+    def encode(frames):
+        pixels = preprocess_frames(frames, 32, 48)[None]
+        return (pipe.vae.encode(pixels).latent_dist.mean - mean) * inverse_std
+
+    source = encode(video[:9])
+    still = encode(np.stack([video[0]] * 9))
     camera = torch.as_tensor(trajectory.condition())[None]
     z = torch.randn(source.shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
     s = torch.linspace(1, 0, 4)[:3]
@@ -60,24 +66,38 @@ def _by_hand(pipe, video, trajectory, guidance, seed=0):
     for i in range(3):
         x = torch.cat([z, source], dim=2)
         t = (sigmas[i] * 1000).reshape(1)
-        v = pipe.transformer(x, t, positive, camera).sample[:, :, :3]
+        v = v_caption = pipe.transformer(x, t, positive, camera).sample[:, :, :3]
         if guidance > 1:
             v_neg = pipe.transformer(x, t, negative, camera).sample[:, :, :3]
             v = v_neg + guidance * (v - v_neg)
+        if motion_guidance > 1:
+            v_still = pipe.transformer(torch.cat([z, still], dim=2), t, positive, camera).sample[:, :, :3]
+            v = v + (motion_guidance - 1) * (v_caption - v_still)
         z = z + v * ((sigmas[i + 1] if i < 2 else 0.0) - sigmas[i])
     decoded = pipe.vae.decode(z / inverse_std + mean).sample.clamp(-1, 1)[0]
     return ((decoded.permute(1, 2, 3, 0) + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
 
 
-@pytest.mark.parametrize("guidance", [5.0, 1.0])
-def test_matches_the_recipe_by_hand(pipeline, source_video, guidance):
+@pytest.mark.parametrize(("guidance", "motion_guidance"), [(5.0, 1.0), (1.0, 1.0), (1.0, 3.0), (5.0, 2.0)])
+def test_matches_the_recipe_by_hand(pipeline, source_video, guidance, motion_guidance):
     trajectory = get_preset("arc-left")(num_frames=9)
-    frames = pipeline(source_video, trajectory, PROMPT, guidance_scale=guidance, **ARGS).frames
+    frames = pipeline(source_video, trajectory, PROMPT, guidance_scale=guidance, motion_guidance=motion_guidance,
+                      **ARGS).frames  # fmt: skip
     assert frames.shape == (9, 32, 48, 3)
     assert frames.dtype == np.uint8
     with torch.no_grad():
-        expected = _by_hand(pipeline, source_video, trajectory, guidance)
+        expected = _by_hand(pipeline, source_video, trajectory, guidance, motion_guidance=motion_guidance)
     np.testing.assert_array_equal(frames, expected)
+
+
+def test_motion_guidance_changes_the_result_only_for_a_source_that_moves(pipeline, source_video):
+    plain = pipeline(source_video, "pan-right", PROMPT, **ARGS).frames
+    assert not np.array_equal(pipeline(source_video, "pan-right", PROMPT, motion_guidance=3.0, **ARGS).frames, plain)
+    still = np.stack([source_video[0]] * len(source_video))  # its own first frame held: nothing to guide toward
+    np.testing.assert_array_equal(pipeline(still, "pan-right", PROMPT, motion_guidance=3.0, **ARGS).frames,
+                                  pipeline(still, "pan-right", PROMPT, **ARGS).frames)  # fmt: skip
+    with pytest.raises(ValueError, match="motion_guidance does not work with source_reuse > 1"):
+        pipeline(source_video, "pan-right", PROMPT, motion_guidance=2.0, source_reuse=2, **ARGS)
 
 
 def test_seed_and_camera_change_the_result(pipeline, source_video):
@@ -145,6 +165,7 @@ def test_source_reuse_is_exact_while_every_step_is_full(pipeline, source_video):
         ({"height": 40}, ValueError, "height must be a positive multiple of 16, got 40"),
         ({"num_frames": 13}, ValueError, "the video has 11 frames; 13 are needed"),
         ({"guidance_scale": 0.5}, ValueError, "guidance_scale must be at least 1 (1 disables guidance), got 0.5"),
+        ({"motion_guidance": 0.5}, ValueError, "motion_guidance must be at least 1 (1 disables it), got 0.5"),
         ({"output_type": "pil"}, ValueError, "output_type must be 'np', 'pt' or 'latent', got 'pil'"),
         ({"trajectory": "pan-right:frames=17"}, ValueError, "the trajectory has 17 frames but the video has 9"),
     ],

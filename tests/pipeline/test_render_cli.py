@@ -109,6 +109,7 @@ def test_short_videos_loop_or_resample(run, model, tmp_path):
         ),
         (("-p", "x", "--source-reuse", "0"), "--source-reuse must be at least 1 (1: every step in full), got 0"),
         (("-p", "x", "--solver", "rk4"), "--solver must be one of euler, ab2, got 'rk4'"),
+        (("-p", "x", "--motion-guidance", "0.5"), "motion_guidance must be at least 1 (1 disables it), got 0.5"),
         ((), "a caption is needed: pass --prompt 'what the video shows'"),
     ],
 )
@@ -181,6 +182,24 @@ def test_without_official_weights_the_embedded_model_renders_at_its_own_settings
     code, _, err = run("render", source, "-t", "tilt-up", "-p", "a scene", "--frames", "9", "--device", "cpu")
     assert code == 0, err
     assert read_video(tmp_path / "in_tilt-up.mp4").shape == (9, 32, 48, 3)
+
+
+def test_motion_guidance_comes_from_the_option_or_the_models_settings(run, tmp_path, embedded):
+    import json
+
+    source = _video(tmp_path / "in.mp4")
+    common = ("-t", "tilt-up", "-p", "a scene", "--frames", "9", "--device", "cpu")
+    outputs = {}
+    for name, options in (("plain", ()), ("option", ("--motion-guidance", "3"))):
+        code, _, err = run("render", source, *common, *options, "-o", tmp_path / f"{name}.mp4")
+        assert code == 0, err
+        outputs[name] = read_video(tmp_path / f"{name}.mp4")
+    assert not np.array_equal(outputs["plain"], outputs["option"])
+    defaults = json.loads((embedded / RENDER_DEFAULTS_FILE).read_text())
+    (embedded / RENDER_DEFAULTS_FILE).write_text(json.dumps({**defaults, "motion_guidance": 3.0}))
+    code, _, err = run("render", source, *common, "-o", tmp_path / "model.mp4")
+    assert code == 0, err
+    np.testing.assert_array_equal(read_video(tmp_path / "model.mp4"), outputs["option"])
 
 
 def test_demo_refilms_the_bundled_clip_with_a_side_by_side(run, tmp_path, embedded, monkeypatch):

@@ -44,7 +44,8 @@ def test_without_official_weights_render_takes_the_shipped_model_at_its_settings
     folder, defaults = choose_model(None)
     assert folder == EMBEDDED_MODEL_DIR
     assert defaults == json.loads((EMBEDDED_MODEL_DIR / "render_defaults.json").read_text()) == {
-        "height": 128, "width": 128, "num_inference_steps": 16, "guidance_scale": 1.0, "whole_clip_vae": True,
+        "height": 128, "width": 128, "num_inference_steps": 16, "guidance_scale": 1.0, "motion_guidance": 1.0,
+        "whole_clip_vae": True,
     }  # fmt: skip
 
 

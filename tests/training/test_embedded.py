@@ -40,7 +40,8 @@ def test_base_pipeline_then_export_round_trip(tmp_path, run):
             dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 - not a dict
             assert dtypes == {"F16"}, path
     assert read_render_defaults(tmp_path / "shipped") == {"height": 64, "width": 96, "num_inference_steps": 8,
-                                                          "guidance_scale": 1.0, "whole_clip_vae": True}  # fmt: skip
+                                                          "guidance_scale": 1.0, "motion_guidance": 1.0,
+                                                          "whole_clip_vae": True}  # fmt: skip
     code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o",
                        tmp_path / "shipped")  # fmt: skip
     assert code == 1
