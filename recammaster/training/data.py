@@ -136,6 +136,11 @@ class SyntheticLatentPool(Dataset):
       of two moving cameras allow, loses every character that moves.
     - ``still_sources="also"``: the tripod pairs, then the moving cameras' pairs as with ``refilm=R``
       ((1 + R) (1 + R) pairs per group; with R = 1 half of them have a tripod source).
+    - ``frozen_twins=True``: every camera is rendered a second time with the characters standing as at frame 0
+      (clips ``C .. 2C - 1`` of a scene's C). A scene's pairs above come first, then their twins in the same
+      order: the same cameras on those clips (``2 P`` pairs a scene for ``P``). A pair and its twin share the
+      caption, the cameras and the source's first frame; only the source's later frames tell whether the target's
+      characters move, so the first-frame shortcut costs loss on one of the two.
 
     Item ``index`` is pair ``index % pairs_per_scene`` of scene ``index // pairs_per_scene``. Items are on the
     device: load them without workers. Memory: at 128x128 x 81 frames one latent clip takes 172 KB (bf16),
@@ -152,7 +157,8 @@ class SyntheticLatentPool(Dataset):
     def __init__(self, vae, tokenizer, text_encoder, *, seed: int, num_scenes: int, height: int, width: int,
                  num_frames: int, device: torch.device | str, first_scene: int = 1, max_sequence_length: int = 512,
                  progress: bool = True, cache: Path | None = None, refilm: int = 0, walk_share: float | None = None,
-                 still_share: float = 0.0, still_sources: str = "none") -> None:  # fmt: skip
+                 still_share: float = 0.0, still_sources: str = "none",
+                 frozen_twins: bool = False) -> None:  # fmt: skip
         """``cache``: a file the pool is read from when it exists and written to when not, so that a resumed
         run, or another run of the same pool, skips the rendering. It records the pool's settings; a file of
         other settings is an error. It does not record the VAE and text encoder: one file, one model_dir."""
@@ -170,7 +176,8 @@ class SyntheticLatentPool(Dataset):
         self.group_size = 1 + refilm if refilm else CAMERAS
         moving_pairs = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
         self.tripod_pairs = 0 if still_sources == "none" else CAMERAS * self.group_size
-        self.pairs_per_scene = self.tripod_pairs + (0 if still_sources == "only" else moving_pairs)
+        self.pairs_per_twin = self.tripod_pairs + (0 if still_sources == "only" else moving_pairs)
+        self.pairs_per_scene = self.pairs_per_twin * (2 if frozen_twins else 1)
         settings = {"seed": seed, "first_scene": first_scene, "num_scenes": num_scenes, "height": height,
                     "width": width, "num_frames": num_frames, "refilm": refilm,
                     "max_sequence_length": max_sequence_length}  # fmt: skip
@@ -181,6 +188,8 @@ class SyntheticLatentPool(Dataset):
             settings["still_share"] = still_share
         if still_sources != "none":
             settings["still_sources"] = still_sources
+        if frozen_twins:
+            settings["frozen_twins"] = True
         if cache is not None and cache.is_file():
             saved = torch.load(cache, map_location=device, weights_only=False)
             kept = saved.get("settings", settings)  # pools written before settings were kept pass
@@ -193,7 +202,8 @@ class SyntheticLatentPool(Dataset):
             self._empty_text, self.characters = saved["empty_text"], saved.get("characters")
             return
         self._render(vae, tokenizer, text_encoder, seed, range(first_scene, first_scene + num_scenes), height, width,
-                     num_frames, device, max_sequence_length, progress, walk_share, still_share)  # fmt: skip
+                     num_frames, device, max_sequence_length, progress, walk_share, still_share,
+                     frozen_twins)  # fmt: skip
         if cache is not None:
             with atomic_output(cache, overwrite=True) as partial:  # ranks of one host write the same pool
                 torch.save({"latents": self.latents, "poses": self.poses, "text": self.text,
@@ -201,7 +211,7 @@ class SyntheticLatentPool(Dataset):
                            partial)  # fmt: skip
 
     def _render(self, vae, tokenizer, text_encoder, seed, scenes, height, width, num_frames, device,
-                max_sequence_length, progress, walk_share, still_share) -> None:  # fmt: skip
+                max_sequence_length, progress, walk_share, still_share, frozen_twins) -> None:  # fmt: skip
         from tqdm import tqdm
 
         renderer = SyntheticPairStream(seed, num_frames=num_frames, height=height, width=width, device=device)
@@ -216,10 +226,14 @@ class SyntheticLatentPool(Dataset):
                     if self.tripod_pairs:  # after the re-filmings, which then draw as without them
                         extra += still_trajectories(spec)
                     spec = dataclasses.replace(spec, trajectories=spec.trajectories + extra)
-                images, masks = renderer.render_with_masks(spec)
-                videos = renderer.to_video(images).to(vae.dtype)  # (cameras, 3, T, H, W)
-                self.latents.append(encode_video(vae, videos).to(torch.bfloat16))
-                self.characters.append(latent_coverage(masks > 0, spatial).to(torch.bfloat16))
+                latents, characters = [], []
+                for frozen in (False, True) if frozen_twins else (False,):
+                    images, masks = renderer.render_with_masks(spec, frozen_characters=frozen)
+                    videos = renderer.to_video(images).to(vae.dtype)  # (cameras, 3, T, H, W)
+                    latents.append(encode_video(vae, videos).to(torch.bfloat16))
+                    characters.append(latent_coverage(masks > 0, spatial).to(torch.bfloat16))
+                self.latents.append(torch.cat(latents))
+                self.characters.append(torch.cat(characters))
                 self.poses.append(np.stack([trajectory.poses for trajectory in spec.trajectories]))
                 text = encode_prompt(tokenizer, text_encoder, [describe_scene(spec)], max_length=max_sequence_length,
                                      device=device)  # fmt: skip
@@ -242,6 +256,7 @@ class SyntheticLatentPool(Dataset):
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         index = key[0] if isinstance(key, tuple) else key
         scene, pair = divmod(index, self.pairs_per_scene)
+        twin, pair = divmod(pair, self.pairs_per_twin)
         if pair < self.tripod_pairs:
             group, member = divmod(pair, self.group_size)
             target, source = self.clip(group, member), CAMERAS * self.group_size + group
@@ -252,6 +267,8 @@ class SyntheticLatentPool(Dataset):
         poses = self.poses[scene]
         condition = camera_condition(poses[target], reference=poses[source][0])
         latents = self.latents[scene]
+        offset = twin * len(poses)  # a frozen twin's clips follow the scene's own
+        target, source = target + offset, source + offset
         item = {
             "target_latents": latents[target],
             "source_latents": latents[source],

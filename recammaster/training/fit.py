@@ -86,6 +86,7 @@ class FitConfig:
     pool_walk_share: float | None = None  # synthetic-pool: the chance a character walks (default: 1 in 6)
     pool_still_share: float = 0.0  # synthetic-pool: the chance a re-filming stands still (needs pool_refilm)
     pool_still_sources: str = "none"  # synthetic-pool: "only"/"also": pairs whose source stands at its group's start
+    pool_frozen_twins: bool = False  # synthetic-pool: each pair also on a twin whose characters stand as at frame 0
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -278,6 +279,7 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
                                    num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
                                    walk_share=config.pool_walk_share, still_share=config.pool_still_share,
                                    still_sources=config.pool_still_sources,
+                                   frozen_twins=config.pool_frozen_twins,
                                    device=device, cache=None if held_out else kept, **size)  # fmt: skip
         if config.character_weight != 1 and pool.characters is None:
             raise DatasetError(f"{kept}: a scene pool written before character masks were kept, which "

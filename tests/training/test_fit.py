@@ -451,3 +451,39 @@ def test_a_pool_of_still_sources_pairs_every_camera_of_a_group_with_a_tripod_at_
         SyntheticLatentPool(*encoders, **{**options, "refilm": 0}, still_sources="only")
     with pytest.raises(ValueError, match="still_sources must be one of none, only, also, got 'yes'"):
         SyntheticLatentPool(*encoders, **options, still_sources="yes")
+
+
+def test_a_pool_with_frozen_twins_repeats_each_pair_on_clips_whose_characters_stand_still(tiny_pipeline, tmp_path):
+    from recammaster.data.synth.engine import make_scene
+    from recammaster.models.vae import encode_video, latent_coverage
+    from recammaster.training.data import SyntheticLatentPool
+
+    encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
+    options = {"seed": 5, "num_scenes": 1, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
+               "progress": False, "walk_share": 1.0}  # fmt: skip
+    twins = SyntheticLatentPool(*encoders, frozen_twins=True, cache=tmp_path / "pool.pt", **options)
+    plain = SyntheticLatentPool(*encoders, **options)
+    assert len(twins) == 2 * len(plain) == 180
+    assert torch.equal(twins.latents[0][:10], plain.latents[0])  # the scene's own clips first, as without twins
+    stream = SyntheticPairs(seed=5, height=32, width=32, num_frames=5)
+    images, masks = stream.render_with_masks(make_scene(5, 1, 5, walk_share=1.0), frozen_characters=True)
+    with torch.no_grad():
+        frozen = encode_video(tiny_pipeline.vae, stream.to_video(images)).to(torch.bfloat16)
+    assert torch.equal(twins.latents[0][10:], frozen)
+    assert torch.equal(twins.characters[0][10:], latent_coverage(masks > 0, 8).to(torch.bfloat16))
+    assert torch.equal(frozen[:, :, 0], plain.latents[0][:, :, 0])  # frame 0 is the same picture
+    assert not torch.equal(frozen[:, :, 1:], plain.latents[0][:, :, 1:])  # the walkers have moved in the scene's
+    for index in (0, 37, 89):
+        twin, original = twins[90 + index], plain[index]
+        for key in ("camera", "text"):
+            assert torch.equal(twin[key], original[key]), (index, key)
+        target, other = divmod(index, 9)
+        source = other + (other >= target)
+        assert torch.equal(twin["target_latents"], frozen[target])
+        assert torch.equal(twin["source_latents"], frozen[source])
+        assert torch.equal(twin["target_characters"], twins.characters[0][10 + target])
+        assert torch.equal(twins[index]["target_latents"], original["target_latents"])
+    with pytest.raises(DatasetError) as error:  # the file records it
+        SyntheticLatentPool(None, None, None, cache=tmp_path / "pool.pt", **options)
+    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: frozen_twins True "
+                                "(asked None); name another pool file")  # fmt: skip

@@ -99,17 +99,20 @@ class SyntheticPairStream:
         """All ten cameras of a scene as uint8 (cameras, T, H, W, 3) on the device."""
         return self._render(spec, masks=False).images
 
-    def render_with_masks(self, spec: SceneSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    def render_with_masks(
+        self, spec: SceneSpec, *, frozen_characters: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """All ten cameras' images, as :meth:`render`, and where the characters are: uint8 (cameras, T, H, W),
         0 for none, k for the k-th character (from one ray of each pixel when supersampling). Masks cost no
-        extra rays."""
-        out = self._render(spec, masks=True)
+        extra rays. ``frozen_characters``: the characters stand as at frame 0 in every frame."""
+        out = self._render(spec, masks=True, frozen_characters=frozen_characters)
         return out.images, out.masks
 
-    def _render(self, spec: SceneSpec, *, masks: bool) -> RenderTensors:
+    def _render(self, spec: SceneSpec, *, masks: bool, frozen_characters: bool = False) -> RenderTensors:
         poses = np.stack([t.poses for t in spec.trajectories])
         intrinsics = crop_intrinsics(spec.lens, self.height, self.width)
-        return render_tensors(to_render_scene(spec), poses, intrinsics, (self.height, self.width), device=self.device,
+        scene = to_render_scene(spec, frozen_characters=frozen_characters)
+        return render_tensors(scene, poses, intrinsics, (self.height, self.width), device=self.device,
                               supersample=self.supersample, masks=masks)  # fmt: skip
 
     @staticmethod
