@@ -20,8 +20,8 @@
 # trained elsewhere, say). LAYOUT=4x4c runs the recipe of the 4x VAE with 4 latent channels: one VAE stage
 # (configs/embedded-4x4c-vae.yaml, warm-started from the 4x VAE its warm_start names), its decoder trained on with
 # the characters weighed more (VAE_DECODER: configs/embedded-4x4c-characters-vae-decoder.yaml; the latents stay
-# the first stage's), the base from that VAE, and two transformer stages (configs/embedded-4x4c.yaml and
-# -refine.yaml); VAE_LONG and REFINE_2 are skipped.
+# the first stage's), the base from that VAE, and three transformer stages (configs/embedded-4x4c.yaml, -refine.yaml
+# and, as REFINE_2, -twins.yaml: pairs repeated on scenes whose characters stand still); VAE_LONG is skipped.
 set -euo pipefail
 VAE_MINUTES=${1:-8}
 VAE_LONG_MINUTES=${2:-4}
@@ -39,9 +39,9 @@ if [ "${LAYOUT:-8x}" = 4x ]; then
     REFINE_2_MINUTES=0
 elif [ "${LAYOUT:-8x}" = 4x4c ]; then
     PREFIX=embedded-4x4c
-    STAGES=(vae "" characters-vae-decoder "" refine)
+    STAGES=(vae "" characters-vae-decoder "" refine twins)
     BASE_VAE=${BASE_VAE:-runs/embedded-4x4c-characters-vae-decoder/vae}  # the first stage's latents, its decoder
-    VAE_LONG_MINUTES=0 REFINE_2_MINUTES=0
+    VAE_LONG_MINUTES=0
 else
     PREFIX=embedded
     STAGES=(vae vae-long vae-decoder "" refine refine-2)
@@ -83,10 +83,12 @@ if [ "$REFINE_2_MINUTES" != 0 ]; then
     $RECAMMASTER train fit --config "$REFINE_2_CONFIG" --max-minutes "$REFINE_2_MINUTES" --no-progress $POOL
 fi
 if [ "$EVAL_SCENES" != 0 ]; then
-    run=runs/$PREFIX  # the last transformer stage that ran
-    for later in runs/$PREFIX-refine runs/$PREFIX-refine-2; do
-        if [ -d $later/checkpoints ]; then run=$later; fi
+    run=  # the last transformer stage that ran
+    for stage in "$FIT_CONFIG" "$REFINE_CONFIG" ${STAGES[5]:+"$REFINE_2_CONFIG"}; do
+        folder=$(sed -n 's/^output_dir: *//p' "$stage")
+        if [ -d "$folder/checkpoints" ]; then run=$folder; fi
     done
+    [ -n "$run" ] || { echo "no transformer stage has checkpoints yet: train one first" >&2; exit 1; }
     last=$(ls $run/checkpoints/step*.ckpt | sed 's/.*step\([0-9]*\)\.ckpt/\1/' | sort -n | tail -1)
     $RECAMMASTER train export --base $BASE --checkpoint "$run/checkpoints/step$last.ckpt" \
         -o runs/$PREFIX-export --height "$SIZE" --width "$SIZE" --steps 16 --guidance 1 --overwrite
