@@ -42,9 +42,9 @@ class TrajectoryError(ReCamMasterError, ValueError):
 class OutputExistsError(ReCamMasterError, FileExistsError):
     """An output file exists already and the caller did not ask to overwrite it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, reason: str = "exists already") -> None:
         self.path = Path(path)
-        super().__init__(f"{path}: exists already; pass --overwrite (overwrite=True) to replace it")
+        super().__init__(f"{path}: {reason}; pass --overwrite (overwrite=True) to replace it")
 
 
 class WeightsError(ReCamMasterError, ValueError):

@@ -55,7 +55,7 @@ def build_base_pipeline(
     """
     output = Path(output)
     if (output / "model_index.json").exists() and not overwrite:
-        raise OutputExistsError(f"{output}: holds a pipeline already; pass --overwrite to replace it")
+        raise OutputExistsError(output, "holds a pipeline already")
     if text_from is not None:
         tokenizer = load_tokenizer(Path(text_from) / "tokenizer")
         text_encoder = UMT5EncoderModel.from_pretrained(Path(text_from) / "text_encoder", torch_dtype=torch.float32)
@@ -86,7 +86,7 @@ def export_pipeline(
     the named size the run trained (``models.configs``), when it is not the base's."""
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{output}: exists and is not empty; pass --overwrite to replace it")
+        raise OutputExistsError(output, "exists and is not empty")
     pipeline = ReCamMasterPipeline.load(base, torch_dtype=torch.float32)
     size = {key: value for key, value in pipeline.transformer.config.items() if not key.startswith("_")}
     if model_config is not None:

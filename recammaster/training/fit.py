@@ -322,13 +322,14 @@ def prepare_run_dir(config: Any, *, overwrite: bool = False) -> tuple[Path, Path
     if saved.is_file() and not overwrite:
         before = yaml.safe_load(saved.read_text()) or {}
         now = dataclasses.asdict(config)
-        resumable = RESUMABLE_CHANGES - {"max_steps"} if getattr(config, "decay_steps", 0) else RESUMABLE_CHANGES
+        decays = bool(getattr(config, "decay_steps", 0))
+        resumable = RESUMABLE_CHANGES - {"max_steps"} if decays else RESUMABLE_CHANGES
         if changed := sorted(key for key in set(before) | set(now) if key not in resumable
                              and before.get(key) != now.get(key)):  # fmt: skip
-            raise OutputExistsError(
-                f"{run_dir}: holds a run with a different {', '.join(changed)} ({saved}); pick another "
-                "output_dir, or pass --overwrite to start over there"
-            )
+            why = " (its learning rate falls to 0 at max_steps: to train on, start a new run from its last " \
+                  "checkpoint with init_checkpoint)" if decays and "max_steps" in changed else ""  # fmt: skip
+            raise OutputExistsError(run_dir, f"holds a run with a different {', '.join(changed)} ({saved}){why}; "
+                                             "pick another output_dir")  # fmt: skip
         write_text_atomic(saved, config.to_yaml(), overwrite=True)
         return run_dir, state if state.is_file() else None
     if overwrite and run_dir.exists():

@@ -45,7 +45,7 @@ def test_base_pipeline_then_export_round_trip(tmp_path, run):
     code, _, err = run("train", "export", "--base", base, "--checkpoint", tmp_path / "step1.ckpt", "-o",
                        tmp_path / "shipped")  # fmt: skip
     assert code == 1
-    assert "pass --overwrite" in err
+    assert f"{tmp_path / 'shipped'}: exists and is not empty; pass --overwrite (overwrite=True) to replace it" in err
 
 
 def test_a_base_can_reuse_another_pipelines_text_path_exactly(tmp_path, run):

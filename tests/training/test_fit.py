@@ -87,8 +87,13 @@ def test_a_scheduled_run_resumes_on_its_schedule(tmp_path, pipeline_dir):
     assert state["lr_schedulers"][0]["_last_lr"] == [2e-3 * RateSchedule(2, 3, 6).factor(3)]
     resumed = fit(scratch_config(tmp_path / "resumed", pipeline_dir, **schedule), progress=False)
     assert logged_losses(straight) == logged_losses(resumed)
-    with pytest.raises(OutputExistsError, match="max_steps"):  # the decay ends at max_steps
+    with pytest.raises(OutputExistsError) as refused:  # the decay ends at max_steps
         fit(scratch_config(tmp_path / "resumed", pipeline_dir, max_steps=9, **schedule), progress=False)
+    assert str(refused.value) == (
+        f"{tmp_path / 'resumed'}: holds a run with a different max_steps ({tmp_path / 'resumed' / 'config.yaml'}) "
+        "(its learning rate falls to 0 at max_steps: to train on, start a new run from its last checkpoint with "
+        "init_checkpoint); pick another output_dir; pass --overwrite (overwrite=True) to replace it"
+    )
     constant = fit(scratch_config(tmp_path / "constant", pipeline_dir), progress=False)
     assert logged_losses(constant)[0] == logged_losses(straight)[0]
     assert logged_losses(constant)[1:] != logged_losses(straight)[1:]  # warm-up: smaller first steps
@@ -159,8 +164,12 @@ def test_compiled_blocks_train_as_the_plain_ones_and_keep_their_weight_names(tmp
 
 def test_a_different_run_in_the_same_folder_is_refused(tmp_path, pipeline_dir):
     fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=1), progress=False)
-    with pytest.raises(OutputExistsError, match="learning_rate"):
+    with pytest.raises(OutputExistsError) as refused:
         fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=1, learning_rate=1.0), progress=False)
+    assert str(refused.value) == (
+        f"{tmp_path / 'run'}: holds a run with a different learning_rate ({tmp_path / 'run' / 'config.yaml'}); pick "
+        "another output_dir; pass --overwrite (overwrite=True) to replace it"
+    )
     fit(scratch_config(tmp_path / "run", pipeline_dir, max_steps=1, learning_rate=1.0), overwrite=True, progress=False)
 
 
