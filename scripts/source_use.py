@@ -1,7 +1,7 @@
 """Does a model take its characters from the source frame of the same time? One prediction from pure noise, or
 (``--motion``) whole re-renders scored against the characters' true motion.
 
-    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--seed 1000] [--presets 1 2 6 9]
+    python scripts/source_use.py [--model-dir DIR ...] [--scenes 3] [--seed 1000 [--walk-share W]] [--presets 1 2 6 9]
                                  [--still-source] [--motion [--steps 16] [--motion-guidance G]] [--size N]
                                  [-o OUT.json]
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,13 +61,13 @@ def one_step_prediction(pipeline, video: np.ndarray, request, caption: str, nois
     return postprocess_frames(decode_latents(pipeline.vae, clean, whole_clip=pipeline.whole_clip_vae)[0])
 
 
-def character_scores(pipeline, scenes: int, presets: list[int], size: int, device: str, still_source: bool = False,
-                     seed: int = DEFAULT_SEED) -> dict[str, list[float]]:  # fmt: skip
-    """Mean character PSNR per quarter, over scenes and presets, for each kind of source."""
+def character_scores(pipeline, scenes: int, presets: list[int], size: int, device: str,
+                     **scene_options: Any) -> dict[str, list[float]]:  # fmt: skip
+    """Mean character PSNR per quarter, over scenes and presets, for each kind of source; ``scene_options``:
+    ``held_out_scene``'s seed, still_source and walk_share."""
     scores = {kind: [] for kind in SOURCES}
     for index in range(1, scenes + 1):
-        scene = held_out_scene(index, seed=seed, size=size, num_frames=FRAMES, device=device,
-                               still_source=still_source)  # fmt: skip
+        scene = held_out_scene(index, size=size, num_frames=FRAMES, device=device, **scene_options)
         frozen = np.repeat(scene.source[:1], len(scene.source), axis=0)
         for preset in presets:
             target, shown = scene.targets[preset], scene.characters[preset]
@@ -90,13 +91,11 @@ def motion_errors(result: np.ndarray, truth: np.ndarray, frozen: np.ndarray) -> 
 
 
 def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, size: int, device: str,
-                  still_source: bool = False, seed: int = DEFAULT_SEED,
-                  motion_guidance: float = 1.0) -> list[float]:  # fmt: skip
+                  motion_guidance: float = 1.0, **scene_options: Any) -> list[float]:  # fmt: skip
     """Per quarter, dB by which the results are nearer to the characters' true motion than to frame 0's poses."""
     totals = np.zeros((len(QUARTERS), 2))
     for index in range(1, scenes + 1):
-        options = {"seed": seed, "size": size, "num_frames": FRAMES, "device": device,
-                   "still_source": still_source}  # fmt: skip
+        options = {"size": size, "num_frames": FRAMES, "device": device, **scene_options}
         scene = held_out_scene(index, **options)
         frozen = held_out_scene(index, frozen_characters=True, **options)
         for preset in presets:
@@ -123,6 +122,11 @@ def main() -> None:
         default=DEFAULT_SEED,
         help="the scenes' seed (default: the held-out one; 0 gives scenes the shipped model trained on)",
     )
+    parser.add_argument(
+        "--walk-share",
+        type=float,
+        help="the chance a character walks, as a pool's pool_walk_share (with its seed: the scenes it trained on)",
+    )
     parser.add_argument("--presets", type=int, nargs="+", default=[1, 2, 6, 9])
     parser.add_argument("--still-source", action="store_true", help="film the source with a camera standing still")
     parser.add_argument("--motion", action="store_true", help="score whole re-renders against the characters' motion")
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args()
     results = {}
+    scene_options = {"seed": args.seed, "still_source": args.still_source, "walk_share": args.walk_share}
     for model_dir in args.model_dir or [embedded_model_dir()]:
         pipeline = load_pipeline(model_dir, args.device, "none")
         defaults = read_render_defaults(model_dir)
@@ -141,11 +146,11 @@ def main() -> None:
         pipeline.set_progress_bar_config(disable=True)
         if args.motion:
             scores = motion_scores(pipeline, args.scenes, args.presets, args.steps, size, args.device,
-                                   args.still_source, args.seed, motion_guidance)  # fmt: skip
+                                   motion_guidance, **scene_options)  # fmt: skip
             results[str(model_dir)] = {"motion (dB)": scores}
         else:
             results[str(model_dir)] = character_scores(pipeline, args.scenes, args.presets, size, args.device,
-                                                       args.still_source, args.seed)  # fmt: skip
+                                                       **scene_options)  # fmt: skip
     if args.output:
         write_text_atomic(args.output, json.dumps(results, indent=1) + "\n")
     print("| model | measure | " + " | ".join(f"frames {a}-{b - 1}" for a, b in QUARTERS) + " |")

@@ -87,7 +87,8 @@ class HeldOutScene:
 
 
 def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device: str | torch.device,
-                   still_source: bool = False, frozen_characters: bool = False) -> HeldOutScene:  # fmt: skip
+                   still_source: bool = False, frozen_characters: bool = False,
+                   walk_share: float | None = None) -> HeldOutScene:  # fmt: skip
     """Render scene ``index`` of ``seed`` from its first camera and along the ten presets placed there.
 
     One render call for all eleven cameras, as ``SyntheticPairStream.render`` draws a scene's cameras; its
@@ -95,9 +96,10 @@ def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device:
     which show a character. ``still_source``: the first camera stands still at its first pose (the simplest
     source whose characters move: where they are at a time is where the source shows them then).
     ``frozen_characters``: every video shows the characters as they stand at frame 0, the truth of a model
-    that moves the source's first frame by the camera.
+    that moves the source's first frame by the camera. ``walk_share``: the scenes' mix of a training pool that set
+    it (``SyntheticLatentPool(walk_share=)``), so that its seed gives the very scenes it trained on.
     """
-    spec = make_scene(seed, index, num_frames)
+    spec = make_scene(seed, index, num_frames, walk_share)
     start = spec.trajectories[0].poses
     if still_source:
         start = np.broadcast_to(start[0], start.shape).copy()

@@ -246,6 +246,17 @@ def test_an_evaluation_of_still_sources_scores_against_the_source_standing_still
     assert copied.presets[0].psnr_copy == pytest.approx(np.mean(10 * np.log10(255.0**2 / errors)), rel=1e-12)
 
 
+def test_a_pools_walk_share_gives_the_scenes_that_pool_trained_on():
+    """``SyntheticLatentPool(walk_share=w)`` draws ``make_scene(seed, index, frames, w)``; so does held_out_scene."""
+    walkers = held_out_scene(1, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", walk_share=1.0)
+    spec = make_scene(SEED, 1, FRAMES, 1.0)
+    assert [character.action for character in spec.characters] == ["walk"] * len(spec.characters)
+    assert walkers.caption == describe_scene(spec)
+    mixed = held_out_scene(1, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu")
+    assert mixed.caption == describe_scene(make_scene(SEED, 1, FRAMES)) != walkers.caption
+    assert not np.array_equal(walkers.source[-1], mixed.source[-1])
+
+
 def test_frozen_characters_hold_their_first_frame_and_change_nothing_else():
     moving = held_out_scene(2, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", still_source=True)
     frozen = held_out_scene(2, seed=SEED, size=SIZE, num_frames=FRAMES, device="cpu", still_source=True,
