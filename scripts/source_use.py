@@ -16,7 +16,7 @@ the same on both. Session 14 (H100, bf16, scenes 1-3, presets 1, 2, 6, 9): the s
 
 ``--motion`` asks the same of what a user sees. Each model re-renders the source along each preset as ``recammaster
 render`` does (noise seed 0, no guidance), and the result is compared with two truths: the scene's, and the same
-scene with the characters held as they stand at frame 0 (``held_out_scene(frozen_characters=True)``). Over the pixels
+scene with the characters held as they stand at frame 0 (``held_out_scene(character_speed=0)``). Over the pixels
 where the two truths differ (a character, or its shadow, that has moved since frame 0) the score is 10 log10 of the
 result's squared error against the frozen truth over its error against the true one, pooled over scenes and presets,
 per quarter: above 0 dB the characters are nearer to where they really are, below 0 nearer to where they stood at
@@ -97,7 +97,7 @@ def motion_scores(pipeline, scenes: int, presets: list[int], steps: int, size: i
     for index in range(1, scenes + 1):
         options = {"size": size, "num_frames": FRAMES, "device": device, **scene_options}
         scene = held_out_scene(index, **options)
-        frozen = held_out_scene(index, frozen_characters=True, **options)
+        frozen = held_out_scene(index, character_speed=0, **options)
         for preset in presets:
             result = re_render(pipeline, scene, preset, generator=torch.Generator().manual_seed(NOISE_SEED),
                                height=size, width=size, num_frames=FRAMES, num_inference_steps=steps,

@@ -87,7 +87,7 @@ class HeldOutScene:
 
 
 def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device: str | torch.device,
-                   still_source: bool = False, frozen_characters: bool = False,
+                   still_source: bool = False, character_speed: float = 1.0,
                    walk_share: float | None = None) -> HeldOutScene:  # fmt: skip
     """Render scene ``index`` of ``seed`` from its first camera and along the ten presets placed there.
 
@@ -95,8 +95,9 @@ def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device:
     depth tells which pixels of each ground truth the source shows (:func:`regions.visible_mask`), its masks
     which show a character. ``still_source``: the first camera stands still at its first pose (the simplest
     source whose characters move: where they are at a time is where the source shows them then).
-    ``frozen_characters``: every video shows the characters as they stand at frame 0, the truth of a model
-    that moves the source's first frame by the camera. ``walk_share``: the scenes' mix of a training pool that set
+    ``character_speed``: how fast the characters' time runs in every video
+    (:func:`recammaster.data.synth.engine.to_render_scene`); 0 holds them as they stand at frame 0, the truth of a
+    model that moves the source's first frame by the camera. ``walk_share``: the scenes' mix of a training pool that set
     it (``SyntheticLatentPool(walk_share=)``), so that its seed gives the very scenes it trained on.
     """
     spec = make_scene(seed, index, num_frames, walk_share)
@@ -106,7 +107,7 @@ def held_out_scene(index: int, *, seed: int, size: int, num_frames: int, device:
     requests = {number: get_preset(number)(num_frames=num_frames) for number in OFFICIAL_PRESETS}
     poses = np.stack([start] + [request.placed_at(start[0]).poses for request in requests.values()])
     intrinsics = crop_intrinsics(spec.lens, size, size)
-    rendered = render_tensors(to_render_scene(spec, frozen_characters=frozen_characters), poses, intrinsics,
+    rendered = render_tensors(to_render_scene(spec, character_speed=character_speed), poses, intrinsics,
                               (size, size), device=device, depth=True, masks=True)  # fmt: skip
     images, depth = rendered.images.cpu().numpy(), rendered.depth.cpu().numpy()
     targets = dict(zip(requests, images[1:], strict=True))

@@ -15,7 +15,8 @@ the GPU, whose ordered camera pairs, upstream's or those sharing frame 0, are th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,7 +117,25 @@ class CachedPairs(Dataset):
 
 
 STILL_SOURCES = ("none", "only", "also")  # SyntheticLatentPool's tripod sources: none, every pair's, or added
+POOL_PART_SCENES = 25  # a pool being rendered is kept this many scenes at a time, to go on after a stop
 _REFILM_STREAM = 3  # a seed word of its own: re-filming draws share no generator with the scene's draws
+
+
+def _part_name(first: int) -> str:
+    """The file of a pool's scenes ``first`` .. ``first + POOL_PART_SCENES - 1`` (counted from 0), while rendering."""
+    return f"scenes-{first:05d}.pt"
+
+
+def _load_pool_file(path: Path, settings: dict, device: torch.device | str) -> dict:
+    """A pool file or part, checked to hold a pool of ``settings``."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+    kept = saved.get("settings", settings)  # pools written before settings were kept pass
+    if kept != settings:
+        differences = ", ".join(f"{key} {kept.get(key)} (asked {settings.get(key)})"
+                                for key in dict.fromkeys([*settings, *kept])
+                                if kept.get(key) != settings.get(key))  # fmt: skip
+        raise DatasetError(f"{path}: a scene pool of other settings: {differences}; name another pool file")
+    return saved
 
 
 class SyntheticLatentPool(Dataset):
@@ -136,11 +155,13 @@ class SyntheticLatentPool(Dataset):
       of two moving cameras allow, loses every character that moves.
     - ``still_sources="also"``: the tripod pairs, then the moving cameras' pairs as with ``refilm=R``
       ((1 + R) (1 + R) pairs per group; with R = 1 half of them have a tripod source).
-    - ``frozen_twins=True``: every camera is rendered a second time with the characters standing as at frame 0
-      (clips ``C .. 2C - 1`` of a scene's C). A scene's pairs above come first, then their twins in the same
-      order: the same cameras on those clips (``2 P`` pairs a scene for ``P``). A pair and its twin share the
-      caption, the cameras and the source's first frame; only the source's later frames tell whether the target's
-      characters move, so the first-frame shortcut costs loss on one of the two.
+    - ``twin_speeds=(s1, s2, ...)``: every camera is rendered once more for each speed, the characters' time running
+      that many times as fast (:func:`recammaster.data.synth.engine.to_render_scene`; 0 holds them as at frame 0):
+      clips ``kC .. (k + 1)C - 1`` of a scene's C for the k-th. A scene's pairs above come first, then their twins
+      speed by speed in the same order: the same cameras on those clips (``(1 + K) P`` pairs a scene for ``P`` and K
+      speeds). A pair and its twins share the caption, the cameras and the source's first frame; only the source's
+      later frames tell how the target's characters move, so the first-frame shortcut costs loss on all but one, and
+      with two speeds or more neither the caption nor frame 0 tells the motion that is not held still.
 
     Item ``index`` is pair ``index % pairs_per_scene`` of scene ``index // pairs_per_scene``. Items are on the
     device: load them without workers. Memory: at 128x128 x 81 frames one latent clip takes 172 KB (bf16),
@@ -158,10 +179,12 @@ class SyntheticLatentPool(Dataset):
                  num_frames: int, device: torch.device | str, first_scene: int = 1, max_sequence_length: int = 512,
                  progress: bool = True, cache: Path | None = None, refilm: int = 0, walk_share: float | None = None,
                  still_share: float = 0.0, still_sources: str = "none",
-                 frozen_twins: bool = False) -> None:  # fmt: skip
+                 twin_speeds: Sequence[float] = ()) -> None:  # fmt: skip
         """``cache``: a file the pool is read from when it exists and written to when not, so that a resumed
         run, or another run of the same pool, skips the rendering. It records the pool's settings; a file of
-        other settings is an error. It does not record the VAE and text encoder: one file, one model_dir."""
+        other settings is an error. It does not record the VAE and text encoder: one file, one model_dir.
+        While rendering, every ``POOL_PART_SCENES`` scenes are also kept in ``<cache>.parts/``, so that a render
+        stopped by a device's time limit goes on from its last part; the parts are removed once ``cache`` is."""
         if num_scenes < 1:
             raise ValueError(f"a pool needs at least one scene, got {num_scenes}")
         if refilm < 0:
@@ -177,7 +200,7 @@ class SyntheticLatentPool(Dataset):
         moving_pairs = (CAMERAS if refilm else 1) * self.group_size * (self.group_size - 1)
         self.tripod_pairs = 0 if still_sources == "none" else CAMERAS * self.group_size
         self.pairs_per_twin = self.tripod_pairs + (0 if still_sources == "only" else moving_pairs)
-        self.pairs_per_scene = self.pairs_per_twin * (2 if frozen_twins else 1)
+        self.pairs_per_scene = self.pairs_per_twin * (1 + len(twin_speeds))
         settings = {"seed": seed, "first_scene": first_scene, "num_scenes": num_scenes, "height": height,
                     "width": width, "num_frames": num_frames, "refilm": refilm,
                     "max_sequence_length": max_sequence_length}  # fmt: skip
@@ -188,37 +211,39 @@ class SyntheticLatentPool(Dataset):
             settings["still_share"] = still_share
         if still_sources != "none":
             settings["still_sources"] = still_sources
-        if frozen_twins:
-            settings["frozen_twins"] = True
+        if twin_speeds:
+            settings["twin_speeds"] = [float(speed) for speed in twin_speeds]
         if cache is not None and cache.is_file():
-            saved = torch.load(cache, map_location=device, weights_only=False)
-            kept = saved.get("settings", settings)  # pools written before settings were kept pass
-            if kept != settings:
-                differences = ", ".join(f"{key} {kept.get(key)} (asked {settings.get(key)})"
-                                        for key in dict.fromkeys([*settings, *kept])
-                                        if kept.get(key) != settings.get(key))  # fmt: skip
-                raise DatasetError(f"{cache}: a scene pool of other settings: {differences}; name another pool file")
+            saved = _load_pool_file(cache, settings, device)
             self.latents, self.poses, self.text = saved["latents"], saved["poses"], saved["text"]
             self._empty_text, self.characters = saved["empty_text"], saved.get("characters")
             return
+        parts = None if cache is None else cache.with_name(cache.name + ".parts")
         self._render(vae, tokenizer, text_encoder, seed, range(first_scene, first_scene + num_scenes), height, width,
-                     num_frames, device, max_sequence_length, progress, walk_share, still_share,
-                     frozen_twins)  # fmt: skip
+                     num_frames, device, max_sequence_length, progress, walk_share, still_share, twin_speeds,
+                     parts, settings)  # fmt: skip
         if cache is not None:
             with atomic_output(cache, overwrite=True) as partial:  # ranks of one host write the same pool
                 torch.save({"latents": self.latents, "poses": self.poses, "text": self.text,
                             "empty_text": self._empty_text, "characters": self.characters, "settings": settings},
                            partial)  # fmt: skip
+            shutil.rmtree(parts, ignore_errors=True)  # another rank may be removing them too
 
     def _render(self, vae, tokenizer, text_encoder, seed, scenes, height, width, num_frames, device,
-                max_sequence_length, progress, walk_share, still_share, frozen_twins) -> None:  # fmt: skip
+                max_sequence_length, progress, walk_share, still_share, twin_speeds, parts,
+                settings) -> None:  # fmt: skip
         from tqdm import tqdm
 
         renderer = SyntheticPairStream(seed, num_frames=num_frames, height=height, width=width, device=device)
         self.latents, self.poses, self.text, self.characters = [], [], [], []
+        while parts is not None and (parts / _part_name(len(self.latents))).is_file():  # an earlier render's parts
+            saved = _load_pool_file(parts / _part_name(len(self.latents)), settings, device)
+            for name in ("latents", "poses", "text", "characters"):
+                getattr(self, name).extend(saved[name])
         spatial = spatial_factor(vae.config)
         with torch.no_grad():
-            for index in tqdm(scenes, desc="rendering and encoding the scene pool", unit="scene", disable=not progress):
+            for index in tqdm(scenes[len(self.latents) :], desc="rendering and encoding the scene pool", unit="scene",
+                              initial=len(self.latents), total=len(scenes), disable=not progress):  # fmt: skip
                 spec = make_scene(seed, index, num_frames, walk_share)
                 if self.refilm:
                     refilm_rng = np.random.default_rng([seed, index, _REFILM_STREAM])
@@ -227,8 +252,8 @@ class SyntheticLatentPool(Dataset):
                         extra += still_trajectories(spec)
                     spec = dataclasses.replace(spec, trajectories=spec.trajectories + extra)
                 latents, characters = [], []
-                for frozen in (False, True) if frozen_twins else (False,):
-                    images, masks = renderer.render_with_masks(spec, frozen_characters=frozen)
+                for speed in (1.0, *twin_speeds):
+                    images, masks = renderer.render_with_masks(spec, character_speed=speed)
                     videos = renderer.to_video(images).to(vae.dtype)  # (cameras, 3, T, H, W)
                     latents.append(encode_video(vae, videos).to(torch.bfloat16))
                     characters.append(latent_coverage(masks > 0, spatial).to(torch.bfloat16))
@@ -238,6 +263,13 @@ class SyntheticLatentPool(Dataset):
                 text = encode_prompt(tokenizer, text_encoder, [describe_scene(spec)], max_length=max_sequence_length,
                                      device=device)  # fmt: skip
                 self.text.append(text[0].to(torch.bfloat16))
+                done = len(self.latents)
+                if parts is not None and (done % POOL_PART_SCENES == 0 or done == len(scenes)):
+                    first = (done - 1) // POOL_PART_SCENES * POOL_PART_SCENES
+                    with atomic_output(parts / _part_name(first), overwrite=True) as partial:
+                        torch.save({name: getattr(self, name)[first:]
+                                    for name in ("latents", "poses", "text", "characters")}
+                                   | {"settings": settings}, partial)  # fmt: skip
             self._empty_text = encode_prompt(tokenizer, text_encoder, [""], max_length=max_sequence_length,
                                              device=device)[0]  # fmt: skip
 
@@ -267,7 +299,7 @@ class SyntheticLatentPool(Dataset):
         poses = self.poses[scene]
         condition = camera_condition(poses[target], reference=poses[source][0])
         latents = self.latents[scene]
-        offset = twin * len(poses)  # a frozen twin's clips follow the scene's own
+        offset = twin * len(poses)  # a twin's clips follow the scene's own and the earlier twins'
         target, source = target + offset, source + offset
         item = {
             "target_latents": latents[target],

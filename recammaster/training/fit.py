@@ -86,7 +86,8 @@ class FitConfig:
     pool_walk_share: float | None = None  # synthetic-pool: the chance a character walks (default: 1 in 6)
     pool_still_share: float = 0.0  # synthetic-pool: the chance a re-filming stands still (needs pool_refilm)
     pool_still_sources: str = "none"  # synthetic-pool: "only"/"also": pairs whose source stands at its group's start
-    pool_frozen_twins: bool = False  # synthetic-pool: each pair also on a twin whose characters stand as at frame 0
+    pool_twin_speeds: list[float] = field(default_factory=list)  # synthetic-pool: each pair also on twins whose
+    # characters' time runs this many times as fast ([0]: they stand as at frame 0; SyntheticLatentPool)
     batch_size: int = 1
     num_workers: int = 0
     # optimisation (upstream's README: lr 1e-4, AdamW with torch's defaults)
@@ -182,6 +183,12 @@ class FitConfig:
                             f"{self.pool_still_sources!r}")  # fmt: skip
         elif self.pool_still_sources != "none" and not self.pool_refilm:
             problems.append("pool_still_sources needs pool_refilm > 0: the sources stand where their groups start")
+        if not isinstance(self.pool_twin_speeds, list) or not all(
+            isinstance(speed, int | float) and speed >= 0 for speed in self.pool_twin_speeds
+        ):
+            problems.append(f"pool_twin_speeds must be a list of speeds (0 or more), got {self.pool_twin_speeds!r}")
+        elif self.pool_twin_speeds and self.data != "synthetic-pool":
+            problems.append(f"pool_twin_speeds works with data: synthetic-pool, not {self.data}")
         if self.pool_file is not None and self.data != "synthetic-pool":
             problems.append(f"pool_file works with data: synthetic-pool, not {self.data}")
         if not isinstance(self.character_weight, int | float) or self.character_weight <= 0:
@@ -279,7 +286,7 @@ def _dataset(config: FitConfig, device: torch.device, pipeline=None, *, held_out
                                    num_scenes=1 if held_out else config.pool_scenes, refilm=config.pool_refilm,
                                    walk_share=config.pool_walk_share, still_share=config.pool_still_share,
                                    still_sources=config.pool_still_sources,
-                                   frozen_twins=config.pool_frozen_twins,
+                                   twin_speeds=config.pool_twin_speeds,
                                    device=device, cache=None if held_out else kept, **size)  # fmt: skip
         if config.character_weight != 1 and pool.characters is None:
             raise DatasetError(f"{kept}: a scene pool written before character masks were kept, which "

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -12,7 +13,7 @@ from recammaster.cameras.conventions import ue_to_opencv
 from recammaster.cameras.multicam_json import read_camera_extrinsics
 from recammaster.cli.synth import synth
 from recammaster.data.multicam import verify_dataset
-from recammaster.data.synth.engine import make_scene, render_scene, synthesize
+from recammaster.data.synth.engine import make_scene, render_scene, synthesize, to_render_scene
 from recammaster.data.synth.scene import ACTION_PHRASES, describe_scene
 from recammaster.video import probe_video
 
@@ -98,6 +99,18 @@ def test_masks_mark_the_main_character_in_every_camera():
     output = render_scene(spec, 32, masks=True, depth=True)
     for camera in range(10):
         assert (output.masks[camera, 0] == 1).sum() >= 2
+
+
+def test_character_speed_plays_the_same_motion_faster_or_slower_from_the_same_start():
+    spec = make_scene(3, 1, 9, walk_share=1.0)  # walkers: they move the most
+    normal, half = to_render_scene(spec), to_render_scene(spec, character_speed=0.5)
+    held = to_render_scene(spec, character_speed=0)
+    for name in ("sphere_centre", "capsule_start", "capsule_end"):  # every moving primitive, (frames, n, 3)
+        whole = getattr(normal, name)
+        assert not torch.equal(whole[4], whole[0]), name
+        torch.testing.assert_close(getattr(half, name)[::2], whole[:5], rtol=0, atol=1e-6)  # frame 2k: time k
+        assert torch.equal(getattr(held, name), whole[:1].expand_as(whole)), name
+    assert torch.equal(half.texture, normal.texture)
 
 
 def test_same_seed_same_bytes_and_resume(dataset, tmp_path):

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import itertools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,10 @@ def test_bad_configs_are_refused_before_loading_anything(tmp_path):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_still_sources="only"))
     with pytest.raises(ReCamMasterError, match="pool_still_sources must be one of none, only, also, got True"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_still_sources=True))
+    with pytest.raises(ReCamMasterError, match=r"pool_twin_speeds must be a list of speeds \(0 or more\), got \[-1\]"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", pool_twin_speeds=[-1]))
+    with pytest.raises(ReCamMasterError, match=r"pool_twin_speeds works with data: synthetic-pool, not synthetic$"):
+        fit(FitConfig(output_dir=str(tmp_path), data="synthetic", model_dir="m", pool_twin_speeds=[0]))
     with pytest.raises(ReCamMasterError, match="timestep_weighting must be one of upstream, flat, got 'even'"):
         fit(FitConfig(output_dir=str(tmp_path), data="synthetic-pool", model_dir="m", timestep_weighting="even"))
     bad_kernels = r"attention must be one of native, .*flash4, got 'fa3'; gradient_checkpointing must be true, false"
@@ -344,6 +349,46 @@ def test_a_cached_scene_pool_is_read_back_without_rendering(tiny_pipeline, tmp_p
                                 "num_frames 5 (asked 9); name another pool file")  # fmt: skip
 
 
+def test_a_stopped_pool_render_goes_on_from_its_last_part(tiny_pipeline, tmp_path, monkeypatch):
+    from recammaster.training import data
+
+    encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
+    options = {"seed": 5, "num_scenes": 3, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
+               "progress": False}  # fmt: skip
+    monkeypatch.setattr(data, "POOL_PART_SCENES", 2)
+    drawn, make_scene = [], data.make_scene
+
+    def stopped_at_scene_3(seed, index, *args):
+        drawn.append(index)
+        if index == 3 and len(drawn) == 3:  # the first render stops (a device's time limit) at its third scene
+            raise KeyboardInterrupt
+        return make_scene(seed, index, *args)
+
+    monkeypatch.setattr(data, "make_scene", stopped_at_scene_3)
+    cache = tmp_path / "pool.pt"
+    with pytest.raises(KeyboardInterrupt):
+        data.SyntheticLatentPool(*encoders, cache=cache, **options)
+    parts = tmp_path / "pool.pt.parts"
+    assert not cache.exists()
+    assert sorted(path.name for path in parts.iterdir()) == ["scenes-00000.pt"]
+    (tmp_path / "other.pt.parts").mkdir()
+    shutil.copy(parts / "scenes-00000.pt", tmp_path / "other.pt.parts")
+    resumed = data.SyntheticLatentPool(*encoders, cache=cache, **options)
+    assert drawn == [1, 2, 3, 3]  # scenes 1 and 2 came from the part
+    assert cache.is_file()
+    assert not parts.exists()
+    whole = data.SyntheticLatentPool(*encoders, **options)
+    assert len(resumed) == len(whole) == 270
+    for key in (0, 135, 269):
+        for name, value in whole[key].items():
+            assert torch.equal(resumed[key][name], value), name
+
+    with pytest.raises(DatasetError) as error:  # a part of another pool's settings is refused, not mixed in
+        data.SyntheticLatentPool(*encoders, cache=tmp_path / "other.pt", **{**options, "seed": 6})
+    assert str(error.value) == (f"{tmp_path / 'other.pt.parts' / 'scenes-00000.pt'}: a scene pool of other settings: "
+                                "seed 5 (asked 6); name another pool file")  # fmt: skip
+
+
 def test_fit_on_a_scene_pool_writes_checkpoints_and_samples(tmp_path, pipeline_dir):
     config = scratch_config(tmp_path / "run", pipeline_dir, data="synthetic-pool", pool_scenes=2, max_steps=3,
                             sample_every=3, sample_steps=2, sample_count=1)  # fmt: skip
@@ -462,7 +507,7 @@ def test_a_pool_of_still_sources_pairs_every_camera_of_a_group_with_a_tripod_at_
         SyntheticLatentPool(*encoders, **options, still_sources="yes")
 
 
-def test_a_pool_with_frozen_twins_repeats_each_pair_on_clips_whose_characters_stand_still(tiny_pipeline, tmp_path):
+def test_a_pool_with_twins_repeats_each_pair_on_clips_whose_characters_move_at_other_speeds(tiny_pipeline, tmp_path):
     from recammaster.data.synth.engine import make_scene
     from recammaster.models.vae import encode_video, latent_coverage
     from recammaster.training.data import SyntheticLatentPool
@@ -470,29 +515,31 @@ def test_a_pool_with_frozen_twins_repeats_each_pair_on_clips_whose_characters_st
     encoders = (tiny_pipeline.vae, tiny_pipeline.tokenizer, tiny_pipeline.text_encoder)
     options = {"seed": 5, "num_scenes": 1, "height": 32, "width": 32, "num_frames": 5, "device": "cpu",
                "progress": False, "walk_share": 1.0}  # fmt: skip
-    twins = SyntheticLatentPool(*encoders, frozen_twins=True, cache=tmp_path / "pool.pt", **options)
+    twins = SyntheticLatentPool(*encoders, twin_speeds=(0, 0.5), cache=tmp_path / "pool.pt", **options)
     plain = SyntheticLatentPool(*encoders, **options)
-    assert len(twins) == 2 * len(plain) == 180
+    assert len(twins) == 3 * len(plain) == 270
     assert torch.equal(twins.latents[0][:10], plain.latents[0])  # the scene's own clips first, as without twins
     stream = SyntheticPairs(seed=5, height=32, width=32, num_frames=5)
-    images, masks = stream.render_with_masks(make_scene(5, 1, 5, walk_share=1.0), frozen_characters=True)
-    with torch.no_grad():
-        frozen = encode_video(tiny_pipeline.vae, stream.to_video(images)).to(torch.bfloat16)
-    assert torch.equal(twins.latents[0][10:], frozen)
-    assert torch.equal(twins.characters[0][10:], latent_coverage(masks > 0, 8).to(torch.bfloat16))
-    assert torch.equal(frozen[:, :, 0], plain.latents[0][:, :, 0])  # frame 0 is the same picture
-    assert not torch.equal(frozen[:, :, 1:], plain.latents[0][:, :, 1:])  # the walkers have moved in the scene's
-    for index in (0, 37, 89):
-        twin, original = twins[90 + index], plain[index]
-        for key in ("camera", "text"):
-            assert torch.equal(twin[key], original[key]), (index, key)
-        target, other = divmod(index, 9)
-        source = other + (other >= target)
-        assert torch.equal(twin["target_latents"], frozen[target])
-        assert torch.equal(twin["source_latents"], frozen[source])
-        assert torch.equal(twin["target_characters"], twins.characters[0][10 + target])
-        assert torch.equal(twins[index]["target_latents"], original["target_latents"])
-    with pytest.raises(DatasetError) as error:  # the file records it
+    for twin_number, speed in enumerate((0, 0.5), start=1):
+        images, masks = stream.render_with_masks(make_scene(5, 1, 5, walk_share=1.0), character_speed=speed)
+        with torch.no_grad():
+            clips = encode_video(tiny_pipeline.vae, stream.to_video(images)).to(torch.bfloat16)
+        own = slice(10 * twin_number, 10 * twin_number + 10)
+        assert torch.equal(twins.latents[0][own], clips)
+        assert torch.equal(twins.characters[0][own], latent_coverage(masks > 0, 8).to(torch.bfloat16))
+        assert torch.equal(clips[:, :, 0], plain.latents[0][:, :, 0])  # frame 0 is the same picture
+        assert not torch.equal(clips[:, :, 1:], plain.latents[0][:, :, 1:])  # the walkers have moved in the scene's
+        for index in (0, 37, 89):
+            twin, original = twins[90 * twin_number + index], plain[index]
+            for key in ("camera", "text"):
+                assert torch.equal(twin[key], original[key]), (index, key)
+            target, other = divmod(index, 9)
+            source = other + (other >= target)
+            assert torch.equal(twin["target_latents"], clips[target])
+            assert torch.equal(twin["source_latents"], clips[source])
+            assert torch.equal(twin["target_characters"], twins.characters[0][own][target])
+            assert torch.equal(twins[index]["target_latents"], original["target_latents"])
+    with pytest.raises(DatasetError) as error:  # the file records them
         SyntheticLatentPool(None, None, None, cache=tmp_path / "pool.pt", **options)
-    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: frozen_twins True "
+    assert str(error.value) == (f"{tmp_path / 'pool.pt'}: a scene pool of other settings: twin_speeds [0.0, 0.5] "
                                 "(asked None); name another pool file")  # fmt: skip

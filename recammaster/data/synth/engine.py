@@ -63,9 +63,10 @@ def _rgb(name: str) -> tuple[float, float, float]:
     return SKIN[name] if name in SKIN else PALETTE[name]
 
 
-def to_render_scene(spec: SceneSpec, *, frozen_characters: bool = False) -> RenderScene:
-    """The scene's primitives and materials as tensors, characters posed at every frame; ``frozen_characters``:
-    as they stand at frame 0, in every frame (what a model that only moves the first frame would show)."""
+def to_render_scene(spec: SceneSpec, *, character_speed: float = 1.0) -> RenderScene:
+    """The scene's primitives and materials as tensors, characters posed at every frame. ``character_speed``: how
+    many times as fast the characters' time runs; 0 holds them as they stand at frame 0 in every frame (what a
+    model that only moves the first frame would show), 0.5 plays their motion at half speed from the same start."""
     frames = spec.num_frames
     materials: list[tuple[int, tuple, tuple, float, int]] = []  # texture, colour, colour2, scale, character
 
@@ -84,7 +85,7 @@ def to_render_scene(spec: SceneSpec, *, frozen_characters: bool = False) -> Rend
     starts = [np.broadcast_to((*p.position, p.radius), (frames, 3)) for p in spec.pillars]
     ends = [np.broadcast_to((*p.position, p.height - p.radius), (frames, 3)) for p in spec.pillars]
     capsule_radii = [p.radius for p in spec.pillars]
-    times = np.zeros(frames) if frozen_characters else frame_times(frames)
+    times = frame_times(frames) * character_speed
     poses = [pose_character(c, times) for c in spec.characters]
     for number, (character, body) in enumerate(zip(spec.characters, poses, strict=True), start=1):
         centres.append(body.head)

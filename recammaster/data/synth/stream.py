@@ -99,19 +99,17 @@ class SyntheticPairStream:
         """All ten cameras of a scene as uint8 (cameras, T, H, W, 3) on the device."""
         return self._render(spec, masks=False).images
 
-    def render_with_masks(
-        self, spec: SceneSpec, *, frozen_characters: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def render_with_masks(self, spec: SceneSpec, *, character_speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """All ten cameras' images, as :meth:`render`, and where the characters are: uint8 (cameras, T, H, W),
         0 for none, k for the k-th character (from one ray of each pixel when supersampling). Masks cost no
-        extra rays. ``frozen_characters``: the characters stand as at frame 0 in every frame."""
-        out = self._render(spec, masks=True, frozen_characters=frozen_characters)
+        extra rays. ``character_speed``: see :func:`recammaster.data.synth.engine.to_render_scene`."""
+        out = self._render(spec, masks=True, character_speed=character_speed)
         return out.images, out.masks
 
-    def _render(self, spec: SceneSpec, *, masks: bool, frozen_characters: bool = False) -> RenderTensors:
+    def _render(self, spec: SceneSpec, *, masks: bool, character_speed: float = 1.0) -> RenderTensors:
         poses = np.stack([t.poses for t in spec.trajectories])
         intrinsics = crop_intrinsics(spec.lens, self.height, self.width)
-        scene = to_render_scene(spec, frozen_characters=frozen_characters)
+        scene = to_render_scene(spec, character_speed=character_speed)
         return render_tensors(scene, poses, intrinsics, (self.height, self.width), device=self.device,
                               supersample=self.supersample, masks=masks)  # fmt: skip
 
